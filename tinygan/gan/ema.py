@@ -1,0 +1,41 @@
+"""An exponential moving average of the generator's weights (Karras et al.; Yazici et al. 2019).
+
+GAN weights oscillate around a good solution; their running average sits nearer its centre and
+usually samples better.  The average lives in a copy of the generator used only for sampling:
+
+    avg <- decay * avg + (1 - decay) * current          after every generator step
+
+BatchNorm's running statistics are copied, not averaged: they belong to the current weights.
+"""
+from __future__ import annotations
+
+import copy
+
+
+class GeneratorEMA:
+    def __init__(self, generator, decay: float = 0.999, start_step: int = 0):
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
+        self.decay, self.start_step = float(decay), int(start_step)
+        self.model = copy.deepcopy(generator)
+        self.model.name = f"{generator.name}_ema"
+        self.updates = 0
+
+    def update(self, generator) -> None:
+        # Before start_step the average just follows (copies) the generator: early weights are noise.
+        d = self.decay if self.updates >= self.start_step else 0.0
+        for avg_layer, layer in zip(self.model.layers, generator.layers):
+            for k, p in layer.params.items():
+                a = avg_layer.params[k]
+                a *= d
+                a += (1.0 - d) * p
+            for k, b in layer.buffers.items():
+                avg_layer.buffers[k][...] = b
+        self.updates += 1
+
+    def state_dict(self) -> dict:
+        return {"weights": self.model.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["weights"], source="checkpoint's generator average")
+        self.updates = int(state["updates"])

@@ -1,0 +1,131 @@
+"""The Keras recipe for training a GAN with a frozen discriminator inside a stacked model.
+
+One step:
+  1. D learns: a half batch of real images labelled 1 and a half batch of G's images labelled 0.
+     The two halves go through D *separately*, so BatchNorm normalises each with its own batch
+     statistics (a mixed batch would let D tell them apart by the statistics alone).
+     D's gradients from both halves are summed and D takes one optimizer step on the mean loss.
+  2. G learns through the stacked model G -> D with D frozen: a full batch of fresh noise, the
+     generated images labelled 1 ("fool D").  Frozen D still returns input gradients (that is how
+     G learns), but its weights do not move and its BatchNorm layers normalise with the batch
+     statistics without updating their running averages.
+
+G's loss is the non-saturating -log D(G(z)) by default; ``g_loss="saturating"`` is the original
+minimax log(1 - D(G(z))), whose gradient vanishes exactly when D wins (early in training).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..backend import Backend, get_backend, to_numpy
+from ..losses import binary_cross_entropy_with_logits
+
+
+@dataclass
+class StepStats:
+    """Per-step numbers, kept as 0-d device arrays so a step never waits on the GPU; ``as_floats``
+    syncs once."""
+    d_loss: object
+    g_loss: object
+    d_acc_real: object
+    d_acc_fake: object
+
+    def as_floats(self) -> dict:
+        return {k: float(to_numpy(v)) for k, v in self.__dict__.items()}
+
+
+class StackedGANTrainer:
+    """Trains ``generator`` (z -> image) and ``discriminator`` (image -> logit (N, 1)).
+
+    real label ``real_label`` (1.0, or 0.9 for one-sided label smoothing: only D's real targets
+    are softened, so D stays uncertain about real images but G still aims at 1).
+    """
+
+    G_LOSSES = ("non_saturating", "saturating")
+
+    def __init__(self, generator, discriminator, g_optimizer, d_optimizer, latent_dim: int = 100,
+                 backend: Backend | str = "numpy", g_loss: str = "non_saturating",
+                 real_label: float = 1.0, seed: int = 0):
+        if g_loss not in self.G_LOSSES:
+            raise ValueError(f"g_loss must be one of {self.G_LOSSES}, got {g_loss!r}")
+        self.G, self.D = generator, discriminator
+        self.g_opt, self.d_opt = g_optimizer, d_optimizer
+        self.latent_dim = int(latent_dim)
+        self.backend = get_backend(backend)
+        self.g_loss_kind, self.real_label = g_loss, float(real_label)
+        # Noise comes from a host generator: its state is a small dict that a checkpoint can
+        # store, so a resumed run draws exactly the noise an uninterrupted one would.
+        self.noise_rng = np.random.default_rng(seed)
+        self.steps = 0
+
+    # -- pieces ----------------------------------------------------------------------------------
+    def sample_noise(self, n: int):
+        return self.backend.asarray(self.noise_rng.standard_normal((n, self.latent_dim)))
+
+    def generate(self, z, training: bool = False):
+        return self.G.forward(z, training)
+
+    def discriminator_step(self, real):
+        """One optimizer step of D on ``real`` (label real_label) and as many generated images (label 0)."""
+        n = real.shape[0]
+        fake = self.G.forward(self.sample_noise(n), training=True)
+        self.D.trainable = True
+
+        logits_real = self.D.forward(real, training=True)
+        loss_real, grad = binary_cross_entropy_with_logits(logits_real, self.real_label)
+        self.D.backward(grad * 0.5)                 # D's loss is the mean of the two halves
+        saved = [g.copy() for _, _, g in self.D.trainable_parameters()]
+
+        logits_fake = self.D.forward(fake, training=True)
+        loss_fake, grad = binary_cross_entropy_with_logits(logits_fake, 0.0)
+        self.D.backward(grad * 0.5)
+        params = self.D.trainable_parameters()
+        for (_, _, g), s in zip(params, saved):
+            g += s
+        self.d_opt.step(params)
+        acc_real = (logits_real > 0).mean()
+        acc_fake = (logits_fake < 0).mean()
+        return 0.5 * (loss_real + loss_fake), acc_real, acc_fake
+
+    def generator_step(self, n: int):
+        """One optimizer step of G through the frozen D on a full batch of ``n`` fresh samples."""
+        self.D.trainable = False
+        try:
+            fake = self.G.forward(self.sample_noise(n), training=True)
+            logits = self.D.forward(fake, training=True)
+            if self.g_loss_kind == "non_saturating":
+                loss, grad = binary_cross_entropy_with_logits(logits, 1.0)      # -log D(G(z))
+            else:
+                # log(1 - D(G(z))) = -BCE(logits, 0): minimising it maximises D's error directly
+                loss, grad = binary_cross_entropy_with_logits(logits, 0.0)
+                loss, grad = -loss, -grad
+            self.G.backward(self.D.backward(grad))
+            self.g_opt.step(self.G.trainable_parameters())
+        finally:
+            self.D.trainable = True
+        return loss
+
+    def train_step(self, real) -> StepStats:
+        """D on the half batch ``real`` plus as many fakes, then G on a full batch (2 * len(real))."""
+        d_loss, acc_real, acc_fake = self.discriminator_step(real)
+        g_loss = self.generator_step(2 * real.shape[0])
+        self.steps += 1
+        return StepStats(d_loss, g_loss, acc_real, acc_fake)
+
+    # -- checkpointing -----------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs besides the data iterator: weights, optimizer moments and
+        step counts, the noise generator's state and the step counter."""
+        return {"G": self.G.state_dict(), "D": self.D.state_dict(),
+                "g_opt": self.g_opt.state_dict(), "d_opt": self.d_opt.state_dict(),
+                "noise_rng": self.noise_rng.bit_generator.state, "steps": self.steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.G.load_state_dict(state["G"], source="checkpoint's generator")
+        self.D.load_state_dict(state["D"], source="checkpoint's discriminator")
+        self.g_opt.load_state_dict(state["g_opt"])
+        self.d_opt.load_state_dict(state["d_opt"])
+        self.noise_rng.bit_generator.state = state["noise_rng"]
+        self.steps = int(state["steps"])

@@ -1,0 +1,95 @@
+"""Elementwise activations.  Each keeps only what its backward needs: a boolean mask (ReLU,
+LeakyReLU, 1 byte per element) or its own output (Tanh, Sigmoid, whose derivatives are
+functions of the output)."""
+from __future__ import annotations
+
+from ..backend import get_array_module
+from .base import Layer
+
+
+def stable_sigmoid(x):
+    """1 / (1 + exp(-x)) without overflow for any x: exp is only ever taken of -|x| <= 0.
+
+    Split by sign: x >= 0 -> 1 / (1 + e), x < 0 -> e / (1 + e), with e = exp(-|x|) in (0, 1].
+    Unlike 0.5 * (1 + tanh(x / 2)) this keeps full relative precision for very negative x
+    (tiny but non-zero outputs instead of exact 0).
+    """
+    xp = get_array_module(x)
+    e = xp.exp(-xp.abs(x))
+    d = 1 + e
+    return xp.where(x >= 0, 1 / d, e / d)
+
+
+def _before_forward(layer):
+    return RuntimeError(f"{type(layer).__name__} '{layer.name}': backward called before forward")
+
+
+class ReLU(Layer):
+    """y = max(x, 0).   x (N, *) -> y (N, *) same shape."""
+
+    def __init__(self, name: str | None = None):
+        super().__init__(name)
+        self.mask = None
+
+    def forward(self, x, training=True):
+        self.mask = x > 0
+        return get_array_module(x).maximum(x, 0)
+
+    def backward(self, grad):
+        if self.mask is None:
+            raise _before_forward(self)
+        return grad * self.mask
+
+
+class LeakyReLU(Layer):
+    """y = x if x > 0 else alpha * x.   x (N, *) -> y (N, *) same shape."""
+
+    def __init__(self, alpha: float = 0.2, name: str | None = None):
+        super().__init__(name)
+        self.alpha = float(alpha)
+        self.mask = None
+
+    def forward(self, x, training=True):
+        xp = get_array_module(x)
+        self.mask = x > 0
+        return xp.where(self.mask, x, x * self.alpha)
+
+    def backward(self, grad):
+        if self.mask is None:
+            raise _before_forward(self)
+        xp = get_array_module(grad)
+        return xp.where(self.mask, grad, grad * self.alpha)
+
+
+class Tanh(Layer):
+    """y = tanh(x), dy/dx = 1 - y^2.   x (N, *) -> y (N, *) same shape."""
+
+    def __init__(self, name: str | None = None):
+        super().__init__(name)
+        self.y = None
+
+    def forward(self, x, training=True):
+        self.y = get_array_module(x).tanh(x)
+        return self.y
+
+    def backward(self, grad):
+        if self.y is None:
+            raise _before_forward(self)
+        return grad * (1 - self.y * self.y)
+
+
+class Sigmoid(Layer):
+    """y = 1 / (1 + exp(-x)) (overflow-free), dy/dx = y (1 - y).   x (N, *) -> y (N, *) same shape."""
+
+    def __init__(self, name: str | None = None):
+        super().__init__(name)
+        self.y = None
+
+    def forward(self, x, training=True):
+        self.y = stable_sigmoid(x)
+        return self.y
+
+    def backward(self, grad):
+        if self.y is None:
+            raise _before_forward(self)
+        return grad * self.y * (1 - self.y)
