@@ -1,0 +1,60 @@
+"""Face data for tinygan: CelebA or any image folder/zip, an embedded procedural dataset, batches.
+
+Entry point::
+
+    from tinygan.data import load_faces, Minibatches
+    faces = load_faces()                                   # embedded procedural faces (no download)
+    faces = load_faces("../shared/data/celeba-10k", 64)    # CelebA folder, zip, or any image folder
+    train, held_out = faces.split(1000, seed=0)
+    for x in Minibatches(train, 64, seed=0, backend="numpy"):   # (64, 3, 64, 64) float32 in [-1, 1]
+        ...
+
+Images are cached on disk as uint8 memmaps (see :mod:`tinygan.data.cache`), so a second load
+starts in about a second whatever the dataset size.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+from tinygan.data.batches import FaceDataset, Minibatches, ScaledImages
+from tinygan.data.cache import cache_dir
+from tinygan.data.celeba import (CELEBA_CROP, AttributeTable, find_source, load_celeba,
+                                 parse_attributes, preprocess_image)
+from tinygan.data.procedural import DEFAULT_N, embedded_faces, draw_face
+from tinygan.images import save_image_grid
+
+EMBEDDED_NAMES = ("embedded", "procedural")
+
+__all__ = ["load_faces", "load_celeba", "embedded_faces", "FaceDataset", "Minibatches", "ScaledImages",
+           "parse_attributes", "AttributeTable", "find_source", "preprocess_image", "draw_face",
+           "save_image_grid", "cache_dir", "CELEBA_CROP"]
+
+
+def load_faces(source=None, image_size=64, *, n: int | None = None, seed: int = 0,
+               limit: int | None = None, require: Mapping[str, bool] | None = None,
+               cache_dir=None, use_cache: bool = True, progress: bool = True, **celeba_kwargs) -> FaceDataset:
+    """The one way to get faces.
+
+    source=None (or "embedded")  ``n`` procedural faces (default 5,000) drawn from ``seed``
+    source=path                  CelebA folder/zip or any image folder, via :func:`load_celeba`
+                                 (``crop``, ``attr_file``, ``workers``, ``resample`` pass through)
+
+    ``require`` filters by attribute (CelebA attributes, or the embedded set's synthetic ones);
+    ``limit`` keeps the first ``limit`` images.  Raises FileNotFoundError naming the path when it
+    does not exist or holds no images.
+    """
+    if source is None or (isinstance(source, str) and source in EMBEDDED_NAMES):
+        if celeba_kwargs:
+            raise TypeError(f"load_faces: options {sorted(celeba_kwargs)} only apply to image folders, "
+                            f"not to the embedded procedural faces")
+        count = n if n is not None else (limit if limit is not None else DEFAULT_N)
+        ds = embedded_faces(count, image_size=image_size, seed=seed, cache_dir=cache_dir,
+                            use_cache=use_cache, progress=progress)
+        if limit is not None and limit < len(ds):
+            ds = ds.subset(range(limit))
+        return ds.filter(require) if require else ds
+    if n is not None:
+        raise TypeError("load_faces: n= sets the size of the embedded dataset; use limit= for a folder")
+    return load_celeba(Path(source), image_size, require=require, limit=limit, cache_dir=cache_dir,
+                       use_cache=use_cache, progress=progress, **celeba_kwargs)
