@@ -36,3 +36,9 @@ def test_seeded_rng_repeats(xp):
     a2 = to_numpy(b.rng(3).standard_normal(5))
     np.testing.assert_array_equal(a1, a2)
     assert get_array_module(b.rng(3).standard_normal(2)) is xp
+
+
+def test_a_backend_passed_on_keeps_its_dtype():
+    b64 = get_backend("numpy", dtype=np.float64)
+    assert get_backend(b64).dtype == np.float64
+    assert get_backend(b64, dtype=np.float32).dtype == np.float32

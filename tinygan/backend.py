@@ -63,10 +63,14 @@ class Backend:
         return f"Backend({self.name!r}, dtype={self.dtype.name})"
 
 
-def get_backend(name: str | Backend = "numpy", dtype=np.float32) -> Backend:
-    """``"numpy"``, ``"cupy"`` or ``"auto"`` (CuPy when it imports and sees a GPU, else NumPy)."""
+def get_backend(name: str | Backend = "numpy", dtype=None) -> Backend:
+    """``"numpy"``, ``"cupy"`` or ``"auto"`` (CuPy when it imports and sees a GPU, else NumPy).
+
+    ``dtype`` defaults to float32, or to the dtype of a Backend passed in as ``name``.
+    """
     if isinstance(name, Backend):
-        return name if np.dtype(dtype) == name.dtype else name.with_dtype(dtype)
+        return name if dtype is None or np.dtype(dtype) == name.dtype else name.with_dtype(dtype)
+    dtype = np.float32 if dtype is None else dtype
     if name not in BACKEND_NAMES:
         raise ValueError(f"unknown backend {name!r}; expected one of {', '.join(BACKEND_NAMES)}")
     if name == "numpy":
