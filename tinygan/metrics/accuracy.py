@@ -1,0 +1,61 @@
+"""How often a discriminator tells real from generated images: the simplest GAN health check.
+
+Near 50 % on both sets means the discriminator is fooled (or has collapsed); near 100 % on both
+for a long time means it has won and the generator's gradients are probably vanishing.
+"""
+from __future__ import annotations
+
+import math
+
+from ..backend import get_array_module
+from ..errors import ShapeError
+
+__all__ = ["discriminator_accuracy"]
+
+
+def _count_predicted_real(discriminator, images, batch_size: int, from_logits: bool,
+                          threshold: float, name: str) -> int:
+    """Number of ``images`` whose score is at or above ``threshold`` (i.e. called real)."""
+    n = images.shape[0]
+    # sigmoid(z) >= t  <=>  z >= log(t / (1 - t)): compare logits directly, no exp to overflow.
+    cut = math.log(threshold / (1.0 - threshold)) if from_logits else threshold
+    count = 0
+    for start in range(0, n, batch_size):
+        batch = images[start:start + batch_size]
+        out = discriminator.forward(batch, training=False)
+        if out.ndim < 1 or out.shape[0] != batch.shape[0] or out.size != batch.shape[0]:
+            raise ShapeError(f"discriminator_accuracy: the discriminator must return one score per image, "
+                             f"(N, 1) or (N,); for {name} of shape {tuple(batch.shape)} it returned "
+                             f"{tuple(out.shape)}")
+        xp = get_array_module(out)
+        count += int(xp.count_nonzero(out.reshape(-1) >= cut))
+    return count
+
+
+def discriminator_accuracy(discriminator, real_images, fake_images, batch_size: int = 256,
+                           from_logits: bool = True, threshold: float = 0.5) -> dict[str, float]:
+    """Fraction of real images scored real and of generated images scored fake.
+
+    discriminator: anything with ``forward(x, training=False)`` returning (N, 1) logits (or
+        probabilities with ``from_logits=False``); called in eval mode, ``batch_size`` at a time,
+        on the arrays as given (NumPy or CuPy, the module the discriminator runs on).
+    real_images, fake_images: (N, C, H, W) and (M, C, H, W); the counts may differ.
+    threshold: probability at or above which an image is called real (0.5).
+
+    Returns Python floats: ``real`` (accuracy on real), ``fake`` (accuracy on generated) and
+    ``overall`` (correct over all N + M images, so the larger set weighs more).
+    """
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"discriminator_accuracy: threshold must be a probability in (0, 1), got {threshold}")
+    if batch_size < 1:
+        raise ValueError(f"discriminator_accuracy: batch_size must be >= 1, got {batch_size}")
+    for name, imgs in (("real_images", real_images), ("fake_images", fake_images)):
+        if imgs.ndim < 1 or imgs.shape[0] == 0:
+            raise ShapeError(f"discriminator_accuracy: {name} holds no images, shape {tuple(imgs.shape)}")
+    n_real, n_fake = real_images.shape[0], fake_images.shape[0]
+    real_ok = _count_predicted_real(discriminator, real_images, batch_size, from_logits, threshold,
+                                    "real_images")
+    fake_ok = n_fake - _count_predicted_real(discriminator, fake_images, batch_size, from_logits,
+                                             threshold, "fake_images")
+    return {"real": real_ok / n_real, "fake": fake_ok / n_fake,
+            "overall": (real_ok + fake_ok) / (n_real + n_fake)}
