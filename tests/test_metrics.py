@@ -312,3 +312,23 @@ def test_discriminator_accuracy_rejects_one_score_too_many():
 
     with pytest.raises(ValueError, match=re.escape("(5, 2)")):
         discriminator_accuracy(TwoScores(), np.zeros((5, 3, 4, 4)), np.zeros((5, 3, 4, 4)))
+
+
+def test_accuracy_in_training_mode_uses_batch_statistics_and_leaves_the_judge_unchanged():
+    """training=True normalises each batch by its own statistics (as the stacked trainer does)
+    and must not move BatchNorm's running averages."""
+    from tinygan.layers import BatchNorm, Flatten
+    from tinygan.sequential import Sequential
+    # One value per image (1x1 pixel, one channel).  With batch statistics BN maps each batch to
+    # mean 0, so exactly half of these 8 evenly spread values land >= 0 and are called real; with
+    # the initial running statistics (mean 0, var 1) every +5 image stays real and every -5 fake.
+    real = np.full((8, 1, 1, 1), 5.0, np.float32) + np.linspace(-1, 1, 8, dtype=np.float32).reshape(8, 1, 1, 1)
+    D = Sequential([BatchNorm(1), Flatten()], name="bn_judge")
+    before = D.state_dict()
+    eval_acc = discriminator_accuracy(D, real, -real, training=False)
+    batch_acc = discriminator_accuracy(D, real, -real, training=True)
+    assert eval_acc["real"] == 1.0 and eval_acc["fake"] == 1.0
+    assert batch_acc["real"] == 0.5 and batch_acc["fake"] == 0.5
+    for k, v in D.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+    assert D.trainable

@@ -14,7 +14,7 @@ __all__ = ["discriminator_accuracy"]
 
 
 def _count_predicted_real(discriminator, images, batch_size: int, from_logits: bool,
-                          threshold: float, name: str) -> int:
+                          threshold: float, name: str, training: bool) -> int:
     """Number of ``images`` whose score is at or above ``threshold`` (i.e. called real)."""
     n = images.shape[0]
     # sigmoid(z) >= t  <=>  z >= log(t / (1 - t)): compare logits directly, no exp to overflow.
@@ -22,7 +22,7 @@ def _count_predicted_real(discriminator, images, batch_size: int, from_logits: b
     count = 0
     for start in range(0, n, batch_size):
         batch = images[start:start + batch_size]
-        out = discriminator.forward(batch, training=False)
+        out = discriminator.forward(batch, training=training)
         if out.ndim < 1 or out.shape[0] != batch.shape[0] or out.size != batch.shape[0]:
             raise ShapeError(f"discriminator_accuracy: the discriminator must return one score per image, "
                              f"(N, 1) or (N,); for {name} of shape {tuple(batch.shape)} it returned "
@@ -33,7 +33,8 @@ def _count_predicted_real(discriminator, images, batch_size: int, from_logits: b
 
 
 def discriminator_accuracy(discriminator, real_images, fake_images, batch_size: int = 256,
-                           from_logits: bool = True, threshold: float = 0.5) -> dict[str, float]:
+                           from_logits: bool = True, threshold: float = 0.5,
+                           training: bool = False) -> dict[str, float]:
     """Fraction of real images scored real and of generated images scored fake.
 
     discriminator: anything with ``forward(x, training=False)`` returning (N, 1) logits (or
@@ -41,6 +42,12 @@ def discriminator_accuracy(discriminator, real_images, fake_images, batch_size: 
         on the arrays as given (NumPy or CuPy, the module the discriminator runs on).
     real_images, fake_images: (N, C, H, W) and (M, C, H, W); the counts may differ.
     threshold: probability at or above which an image is called real (0.5).
+    training: False (default) judges D in eval mode, BatchNorm using its running averages.
+        True judges D as the stacked trainer uses it: BatchNorm normalises each batch of real or
+        of generated images with that batch's statistics.  The running averages mix real and
+        generated batches, so early in training the two views can disagree widely.  With
+        ``training=True`` a model with a ``trainable`` switch is frozen for the call, so its
+        running averages do not move: judging must not change the judge.
 
     Returns Python floats: ``real`` (accuracy on real), ``fake`` (accuracy on generated) and
     ``overall`` (correct over all N + M images, so the larger set weighs more).
@@ -53,9 +60,16 @@ def discriminator_accuracy(discriminator, real_images, fake_images, batch_size: 
         if imgs.ndim < 1 or imgs.shape[0] == 0:
             raise ShapeError(f"discriminator_accuracy: {name} holds no images, shape {tuple(imgs.shape)}")
     n_real, n_fake = real_images.shape[0], fake_images.shape[0]
-    real_ok = _count_predicted_real(discriminator, real_images, batch_size, from_logits, threshold,
-                                    "real_images")
-    fake_ok = n_fake - _count_predicted_real(discriminator, fake_images, batch_size, from_logits,
-                                             threshold, "fake_images")
+    was_trainable = getattr(discriminator, "trainable", None)
+    if training and was_trainable is not None:
+        discriminator.trainable = False
+    try:
+        real_ok = _count_predicted_real(discriminator, real_images, batch_size, from_logits, threshold,
+                                        "real_images", training)
+        fake_ok = n_fake - _count_predicted_real(discriminator, fake_images, batch_size, from_logits,
+                                                 threshold, "fake_images", training)
+    finally:
+        if training and was_trainable is not None:
+            discriminator.trainable = was_trainable
     return {"real": real_ok / n_real, "fake": fake_ok / n_fake,
             "overall": (real_ok + fake_ok) / (n_real + n_fake)}
