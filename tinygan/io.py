@@ -20,6 +20,7 @@ def atomic_path(path):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o644)      # mkstemp makes it owner-only; the user's files should look like any other
     try:
         yield Path(tmp)
         with open(tmp, "rb") as f:
