@@ -1,10 +1,15 @@
 """Ready-made generators and discriminators (each a Sequential of tinygan layers)."""
+from .age_classifier import age_classifier
+from .conditional import (ConditionalDiscriminator, ConditionalGenerator, build_conditional_gan,
+                          conditional_discriminator, conditional_generator)
 from .dcgan import dcgan64_discriminator, dcgan64_generator
 from .dcgan128 import dcgan128_discriminator, dcgan128_generator
 from .dense_gan import dense_discriminator, dense_generator
 
 __all__ = ["dcgan64_generator", "dcgan64_discriminator", "dcgan128_generator",
-           "dcgan128_discriminator", "dense_generator", "dense_discriminator", "build_gan"]
+           "dcgan128_discriminator", "dense_generator", "dense_discriminator", "build_gan",
+           "ConditionalGenerator", "ConditionalDiscriminator", "conditional_generator",
+           "conditional_discriminator", "build_conditional_gan", "age_classifier"]
 
 
 def build_gan(model: str = "dcgan", image_size: int = 64, latent_dim: int = 100, channels: int = 3,
