@@ -99,7 +99,7 @@ def main(argv=None) -> dict:
     inner = (slice(4, -4), slice(4, -4))
     stack_cv = {"k3": float(stack_k3[inner].std() / stack_k3[inner].mean()),
                 "k4": float(stack_k4[inner].std() / stack_k4[inner].mean())}
-    C.show(f"random positive kernels averaged", n_kernels)
+    C.show("random positive kernels averaged", n_kernels)
     C.show("2 layers, kernel 3: std/mean of the output", stack_cv["k3"], ".3f")
     C.show("2 layers, kernel 4: std/mean of the output", stack_cv["k4"], ".3f")
 

@@ -15,46 +15,6 @@ import pytest
 LESSONS = Path(__file__).resolve().parent.parent / "lessons"
 
 
-def _openblas_thread_functions():
-    """(get, set) of the OpenBLAS that NumPy loaded, found in /proc/self/maps; None elsewhere."""
-    try:
-        import ctypes
-        with open("/proc/self/maps") as f:
-            paths = sorted({line.split()[-1] for line in f if "openblas" in line.split()[-1].lower()})
-        for path in paths:
-            lib = ctypes.CDLL(path)
-            for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""), ("openblas", "64_"),
-                                   ("openblas", "")):
-                get, set_ = f"{prefix}_get_num_threads{suffix}", f"{prefix}_set_num_threads{suffix}"
-                if hasattr(lib, get) and hasattr(lib, set_):
-                    return getattr(lib, get), getattr(lib, set_)
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_blas_thread():
-    """Run the lessons with one BLAS thread, as ``python lessons/NN.py`` does (lessons/_common.py).
-
-    Their matrices are small, and on a busy 2-core machine two OpenBLAS threads waiting on each
-    other made the dense GAN of lesson 8 five to fifteen times slower.  pytest has loaded NumPy
-    already, so the environment variable is too late: set OpenBLAS's count directly, and restore
-    it afterwards.  Where that is not possible (another BLAS, no /proc) nothing changes.
-    """
-    funcs = _openblas_thread_functions()
-    if funcs is None:
-        yield
-        return
-    get, set_ = funcs
-    before = get()
-    set_(1)
-    try:
-        yield
-    finally:
-        set_(before)
-
-
 def run_lesson(stem: str, out: Path) -> dict:
     """Import lessons/<stem>.py (its name starts with a digit, so not with a plain import) and run
     ``main(["--quick", "--out", out])``."""
