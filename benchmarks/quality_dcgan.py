@@ -287,6 +287,9 @@ def run_seed(seed, args, data, torch, bench, log_rows):
     z_eval = np.random.default_rng([seed, 7]).standard_normal((n_eval, LATENT)).astype(np.float32)
     z_grid = np.random.default_rng([seed, 9]).standard_normal((64, LATENT)).astype(np.float32)
     modes = ["running", "batch"] if args.eval_mode == "both" else [args.eval_mode]
+    recal_rng = np.random.default_rng([seed, 11])
+    for ema in emas.values():       # the averages' own BatchNorm statistics (see GeneratorEMA)
+        ema.recalibrate_batchnorm(backend.asarray(recal_rng.standard_normal((B, LATENT))) for _ in range(8))
     generators = {MODEL_TINY: G, **{name: ema.model for name, ema in emas.items()}}
     xp = backend.xp
 

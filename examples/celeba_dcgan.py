@@ -279,6 +279,11 @@ def main(argv=None) -> int:
 
     # ---- outputs ----------------------------------------------------------------------------------
     def save_samples(*names):
+        if ema is not None:
+            # the average's own BatchNorm statistics, from a noise stream that training never draws on
+            rng = np.random.default_rng([cfg["seed"], 11])
+            ema.recalibrate_batchnorm(backend.asarray(rng.standard_normal((cfg["batch_size"], cfg["latent_dim"])))
+                                      for _ in range(8))
         images = generate(sampler, fixed_noise, backend)
         for name in names + ("samples_latest.png",):
             save_image_grid(images, out / name, nrow=10)

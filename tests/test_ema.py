@@ -167,3 +167,21 @@ def test_ema_model_is_a_separate_copy_that_training_does_not_touch():
 def test_decay_outside_zero_one_is_rejected(decay):
     with pytest.raises(ValueError, match="decay"):
         GeneratorEMA(tiny_generator(), decay=decay)
+
+
+def test_recalibrated_batchnorm_statistics_are_the_mean_of_the_averages_own_batch_statistics():
+    """After recalibration each running mean/variance is the plain average, over the noise
+    batches, of the batch statistics the averaged weights themselves produce."""
+    G = Sequential([Dense(3, 4, rng=np.random.default_rng(0), name="fc"), BatchNorm(4, name="bn")])
+    ema = GeneratorEMA(G, decay=0.5)
+    ema.model.layers[0].params["W"] *= 3.0          # the average drifts away from G
+    batches = [np.random.default_rng(i).standard_normal((16, 3)).astype(np.float32) for i in range(3)]
+    ema.recalibrate_batchnorm(batches)
+    h = [b @ ema.model.layers[0].params["W"] + ema.model.layers[0].params["b"] for b in batches]
+    expected_mean = np.mean([x.mean(axis=0) for x in h], axis=0)
+    expected_var = np.mean([x.var(axis=0) * 16 / 15 for x in h], axis=0)   # unbiased, as BatchNorm keeps it
+    bn = ema.model.layers[1]
+    # float32 sums of 16 values: agreement to ~1e-6 relative; 1e-5 leaves margin
+    np.testing.assert_allclose(bn.buffers["running_mean"], expected_mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bn.buffers["running_var"], expected_var, rtol=1e-5)
+    assert bn.momentum == 0.9

@@ -6,6 +6,8 @@ usually samples better.  The average lives in a copy of the generator used only 
     avg <- decay * avg + (1 - decay) * current          after every generator step
 
 BatchNorm's running statistics are copied, not averaged: they belong to the current weights.
+They do not fit the averaged weights, so before sampling call ``recalibrate_batchnorm``, which
+measures them afresh on the average itself ("standing statistics", as BigGAN does).
 """
 from __future__ import annotations
 
@@ -32,6 +34,27 @@ class GeneratorEMA:
             for k, b in layer.buffers.items():
                 avg_layer.buffers[k][...] = b
         self.updates += 1
+
+    def recalibrate_batchnorm(self, noise_batches) -> None:
+        """Re-estimate the average's BatchNorm running statistics from its own outputs.
+
+        Runs each noise batch through the average in training mode with the momentum set so the
+        running value becomes the plain mean over the batches (momentum k/(k+1) at batch k).
+        The next ``update`` copies G's statistics back; call this right before sampling.
+        """
+        norms = [layer for layer in self.model.layers if "running_mean" in layer.buffers]
+        momenta = [layer.momentum for layer in norms]
+        was_trainable = self.model.trainable
+        self.model.trainable = True                  # BatchNorm updates running stats only then
+        try:
+            for k, z in enumerate(noise_batches):
+                for layer in norms:
+                    layer.momentum = k / (k + 1)
+                self.model.forward(z, training=True)
+        finally:
+            for layer, m in zip(norms, momenta):
+                layer.momentum = m
+            self.model.trainable = was_trainable
 
     def state_dict(self) -> dict:
         return {"weights": self.model.state_dict(), "updates": self.updates}
