@@ -52,13 +52,21 @@ class LeakyReLU(Layer):
     def forward(self, x, training=True):
         xp = get_array_module(x)
         self.mask = x > 0
-        return xp.where(self.mask, x, x * self.alpha)
+        y = x * self.alpha
+        # max(x, alpha x) is x for x > 0 and alpha x below when alpha <= 1 (min when alpha > 1):
+        # two streaming passes, where xp.where's per-element branch on a random mask is ~10x slower.
+        (xp.maximum if self.alpha <= 1 else xp.minimum)(x, y, out=y)
+        return y
 
     def backward(self, grad):
         if self.mask is None:
             raise _before_forward(self)
-        xp = get_array_module(grad)
-        return xp.where(self.mask, grad, grad * self.alpha)
+        # dx = grad * slope, slope = 1 where x > 0 else alpha, built in place from the mask.
+        dx = self.mask.astype(grad.dtype)
+        dx *= 1 - self.alpha
+        dx += self.alpha
+        dx *= grad
+        return dx
 
 
 class Tanh(Layer):

@@ -51,73 +51,83 @@ class BatchNorm(Layer):
                              f"({self.num_features}, H, W), got {input_shape}")
         return input_shape
 
-    def _layout(self, x):
-        """Reduction axes and the broadcast shape of per-feature vectors for this input."""
+    def _per_feature(self, x):
+        """x (N, F) or (N, F, H, W) -> a (N, F, P) view, P = 1 or H*W: one code path for both, with
+        the statistics taken over axes 0 and 2."""
         F = self.num_features
         if x.ndim == 2:
             self._check_input(x, (F,))
-            return (0,), (1, F)
-        if x.ndim == 4:
+        elif x.ndim == 4:
             self._check_input(x, (F, None, None))
-            return (0, 2, 3), (1, F, 1, 1)
-        raise ShapeError(f"BatchNorm '{self.name}': expected input of shape (N, {F}) or (N, {F}, H, W), "
-                         f"got {tuple(x.shape)}")
+        else:
+            raise ShapeError(f"BatchNorm '{self.name}': expected input of shape (N, {F}) or (N, {F}, H, W), "
+                             f"got {tuple(x.shape)}")
+        return x.reshape(x.shape[0], F, -1)
 
     def forward(self, x, training=True):
         xp = get_array_module(x)
-        axes, bshape = self._layout(x)
-        gamma = self.params["gamma"].reshape(bshape)
-        beta = self.params["beta"].reshape(bshape)
+        x3 = self._per_feature(x)
+        gamma = self.params["gamma"].reshape(-1, 1)
+        beta = self.params["beta"].reshape(-1, 1)
         if not training:
             inv_std = 1 / xp.sqrt(self.buffers["running_var"] + self.eps)
-            scale = gamma * inv_std.reshape(bshape)
-            shift = beta - self.buffers["running_mean"].reshape(bshape) * scale
+            scale = gamma * inv_std.reshape(-1, 1)
+            shift = beta - self.buffers["running_mean"].reshape(-1, 1) * scale
             # Keep x (a reference, no copy) to recompute xhat in backward only if gamma needs it.
-            self._cache = ("eval", x, inv_std.reshape(bshape), axes, bshape)
-            return x * scale + shift
+            self._cache = ("eval", x3, inv_std)
+            y = x3 * scale
+            y += shift
+            return y.reshape(x.shape)
 
-        m = x.size // self.num_features  # values per feature
+        m = x3.shape[0] * x3.shape[2]  # values per feature
         if m < 2:
             raise ShapeError(f"BatchNorm '{self.name}': training mode needs more than one value per feature "
                              f"to compute a variance, got input of shape {tuple(x.shape)}")
-        mean = x.mean(axis=axes, keepdims=True)
-        xhat = x - mean
-        var = (xhat * xhat).mean(axis=axes, keepdims=True)
+        mean = x3.sum(axis=(0, 2)) / m
+        xc = x3 - mean.reshape(-1, 1)                            # centred; xhat = xc * inv_std
+        # einsum sums the products over batch and pixels without materialising xc * xc.
+        var = xp.einsum("nfp,nfp->f", xc, xc) / m                # biased, two-pass (no cancellation)
         inv_std = 1 / xp.sqrt(var + self.eps)
-        xhat *= inv_std
-        self._cache = ("train", xhat, inv_std, axes, bshape)
+        # Backward gets xc and folds inv_std into its per-feature factors: one full pass fewer
+        # than scaling xc into xhat here.
+        self._cache = ("train", xc, inv_std)
         if self.trainable:
             mom = self.momentum
             rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
             rm *= mom
-            rm += (1 - mom) * mean.reshape(-1)
+            rm += (1 - mom) * mean
             rv *= mom
-            rv += ((1 - mom) * m / (m - 1)) * var.reshape(-1)
-        return gamma * xhat + beta
+            rv += ((1 - mom) * m / (m - 1)) * var
+        y = xc * (gamma * inv_std.reshape(-1, 1))
+        y += beta
+        return y.reshape(x.shape)
 
     def backward(self, grad):
         if self._cache is None:
             raise RuntimeError(f"BatchNorm '{self.name}': backward called before forward")
-        mode, saved, inv_std, axes, bshape = self._cache
-        gamma = self.params["gamma"].reshape(bshape)
+        xp = get_array_module(grad)
+        mode, saved, inv_std = self._cache
+        dy = grad.reshape(saved.shape)
+        gamma = self.params["gamma"]
         if mode == "eval":
             # y = x * gamma * inv_std + const: a per-feature affine map.
             if self.trainable:
-                xhat = (saved - self.buffers["running_mean"].reshape(bshape)) * inv_std
-                self.grads["gamma"][...] = (grad * xhat).sum(axis=axes).reshape(-1)
-                self.grads["beta"][...] = grad.sum(axis=axes).reshape(-1)
-            return grad * (gamma * inv_std)
+                xhat = (saved - self.buffers["running_mean"].reshape(-1, 1)) * inv_std.reshape(-1, 1)
+                self.grads["gamma"][...] = xp.einsum("nfp,nfp->f", dy, xhat)
+                self.grads["beta"][...] = dy.sum(axis=(0, 2))
+            return (dy * (gamma * inv_std).reshape(-1, 1)).reshape(grad.shape)
 
-        xhat = saved
-        m = xhat.size // self.num_features
-        sum_dy = grad.sum(axis=axes, keepdims=True)
-        sum_dy_xhat = (grad * xhat).sum(axis=axes, keepdims=True)
+        xc = saved                                               # xhat = xc * inv_std
+        m = xc.shape[0] * xc.shape[2]
+        sum_dy = dy.sum(axis=(0, 2))
+        sum_dy_xhat = xp.einsum("nfp,nfp->f", dy, xc) * inv_std
         if self.trainable:
-            self.grads["gamma"][...] = sum_dy_xhat.reshape(-1)
-            self.grads["beta"][...] = sum_dy.reshape(-1)
-        # dx = gamma / (m std) * (m dy - sum(dy) - xhat sum(dy xhat)), reductions per feature.
-        dx = grad * m
-        dx -= sum_dy
-        dx -= xhat * sum_dy_xhat
-        dx *= gamma * (inv_std / m)
-        return dx
+            self.grads["gamma"][...] = sum_dy_xhat
+            self.grads["beta"][...] = sum_dy
+        # dx = gamma / (m std) * (m dy - sum(dy) - xhat sum(dy xhat)), reductions per feature,
+        # built in one output array (in-place steps, no full-size temporaries).
+        dx = xc * (-sum_dy_xhat * inv_std / m).reshape(-1, 1)
+        dx += dy
+        dx -= (sum_dy / m).reshape(-1, 1)
+        dx *= (gamma * inv_std).reshape(-1, 1)
+        return dx.reshape(grad.shape)

@@ -1,26 +1,57 @@
-"""2-D convolution and its adjoint, the transposed convolution, both through im2col."""
+"""2-D convolution and its adjoint, the transposed convolution, both through im2col.
+
+Both use the transposed im2col matrix (``im2col_t``: one *column* per window, see im2col.py) and
+hold activations as (C, N*H*W) matrices: the matrix products then read and write whole image
+planes, and NCHW <-> (C, N*H*W) only swaps N and C, a copy of whole planes rather than an
+element-by-element transpose."""
 from __future__ import annotations
 
 import numpy as np
 
+from ..backend import get_array_module
 from ..initializers import get_initializer
 from .base import Layer
-from .im2col import col2im, conv_output_size, im2col
+from .im2col import col2im_t, conv_output_size, im2col_t
 
 
 def _pair(v):
     return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
 
 
-def _nchw_to_rows(a):
-    """(N, C, H, W) -> (N*H*W, C): one row per pixel, the layout im2col's matrix product uses."""
+def _nchw_to_cm(a):
+    """(N, C, H, W) -> (C, N*H*W): one row per channel ("channel-major"), a copy of whole planes."""
+    xp = get_array_module(a)
     n, c, h, w = a.shape
-    return a.transpose(0, 2, 3, 1).reshape(n * h * w, c)
+    return xp.ascontiguousarray(a.transpose(1, 0, 2, 3)).reshape(c, n * h * w)
 
 
-def _rows_to_nchw(rows, n, h, w):
-    xp_rows = rows.reshape(n, h, w, -1).transpose(0, 3, 1, 2)
-    return xp_rows.copy() if not xp_rows.flags.c_contiguous else xp_rows
+def _cm_as_nchw(m, h, w):
+    """(C, N*H*W) -> an (N, C, H, W) *view* (assign it into an NCHW array to copy it there)."""
+    return m.reshape(m.shape[0], -1, h, w).transpose(1, 0, 2, 3)
+
+
+# Cache blocking, CPU only.  A whole batch's im2col matrix is tens of MB, more than the fast part
+# of the CPU caches, so building it and then reading it in the matrix product (or writing the
+# product and scattering it with col2im) is a round trip through main memory, several times
+# slower than the cache.  Chunks of the batch with matrices of up to ~8 MB stay in cache from
+# one step to the next; at least 2048 columns keep each product large (fewer, bigger products
+# also mean fewer points where BLAS threads wait for each other).  A GPU wants the opposite
+# (few, large kernels), so CuPy gets the whole batch at once.
+_CHUNK_ELEMENTS = 1 << 21
+_MIN_CHUNK_COLUMNS = 2048
+
+
+def _batch_chunks(xp, n, rows, pixels):
+    """Slices of the batch for (rows, images * pixels) matrices: one slice on CuPy, ~8 MB on NumPy."""
+    if xp is not np:
+        return [slice(0, n)]
+    per = max(_CHUNK_ELEMENTS // max(rows * pixels, 1), -(-_MIN_CHUNK_COLUMNS // pixels), 1)
+    return [slice(i, min(i + per, n)) for i in range(0, n, per)]
+
+
+def _columns(s, pixels):
+    """The columns of a (rows, N*pixels) matrix that belong to the images in slice s."""
+    return slice(s.start * pixels, s.stop * pixels)
 
 
 class Conv2D(Layer):
@@ -49,21 +80,38 @@ class Conv2D(Layer):
             from ..errors import ShapeError
             raise ShapeError(f"Conv2D '{self.name}': input {tuple(x.shape)} is smaller than the "
                              f"{self.kh}x{self.kw} kernel even with padding {self.padding}")
+        xp = get_array_module(x)
+        ho, wo = self.output_shape(x.shape[1:])[1:]
+        w2 = self.params["W"].reshape(self.out_channels, -1)                # (C_out, C_in*kh*kw)
+        y = xp.empty((n, self.out_channels, ho, wo), dtype=xp.result_type(x.dtype, w2.dtype))
         self.x_shape = x.shape
-        self.cols, (ho, wo) = im2col(x, self.kh, self.kw, self.stride, self.padding)
-        y = self.cols @ self.params["W"].reshape(self.out_channels, -1).T   # (N*Ho*Wo, C_out)
+        self.chunks = _batch_chunks(xp, n, w2.shape[1], ho * wo)
+        self.cols_t = []                                                    # kept for dW
+        for s in self.chunks:
+            cols_t, _ = im2col_t(x[s], self.kh, self.kw, self.stride, self.padding)
+            self.cols_t.append(cols_t)                                      # (C_in*kh*kw, n*Ho*Wo)
+            y[s] = _cm_as_nchw(w2 @ cols_t, ho, wo)
         if "b" in self.params:
-            y += self.params["b"]
-        return _rows_to_nchw(y, n, ho, wo)
+            y += self.params["b"].reshape(1, -1, 1, 1)
+        return y
 
     def backward(self, grad):
-        dy = _nchw_to_rows(grad)                                            # (N*Ho*Wo, C_out)
+        xp = get_array_module(grad)
         w2 = self.params["W"].reshape(self.out_channels, -1)
-        if self.trainable:
-            self.grads["W"][...] = (dy.T @ self.cols).reshape(self.params["W"].shape)
-            if "b" in self.params:
-                self.grads["b"][...] = dy.sum(axis=0)
-        return col2im(dy @ w2, self.x_shape, self.kh, self.kw, self.stride, self.padding)
+        dx = xp.empty(self.x_shape, dtype=xp.result_type(grad.dtype, w2.dtype))
+        dw = self.grads["W"].reshape(w2.shape)                              # a view: fills grads["W"]
+        for i, (s, cols_t) in enumerate(zip(self.chunks, self.cols_t)):
+            dy = _nchw_to_cm(grad[s])                                       # (C_out, n*Ho*Wo)
+            if self.trainable:
+                # dW = dy @ cols_t.T, summed over chunks; BLAS reads the transpose in place.
+                if i == 0:
+                    xp.matmul(dy, cols_t.T, out=dw)
+                else:
+                    dw += dy @ cols_t.T
+            col2im_t(w2.T @ dy, dx[s].shape, self.kh, self.kw, self.stride, self.padding, out=dx[s])
+        if self.trainable and "b" in self.params:
+            self.grads["b"][...] = grad.sum(axis=(0, 2, 3))
+        return dx
 
     def output_shape(self, input_shape):
         _, h, w = input_shape
@@ -106,24 +154,38 @@ class Conv2DTranspose(Layer):
             from ..errors import ShapeError
             raise ShapeError(f"Conv2DTranspose '{self.name}': input {tuple(x.shape)} gives an "
                              f"empty output ({ho}x{wo}) with padding {self.padding}")
-        self.x_rows = _nchw_to_rows(x)                                      # (N*H*W, C_in)
-        cols = self.x_rows @ self.params["W"].reshape(self.in_channels, -1)  # (N*H*W, C_out*kh*kw)
-        # col2im onto the output: the same scatter Conv2D's backward does with its gradient.
-        y = col2im(cols, (n, self.out_channels, ho, wo), self.kh, self.kw, self.stride, self.padding)
+        xp = get_array_module(x)
+        w2t = self.params["W"].reshape(self.in_channels, -1).T              # (C_out*kh*kw, C_in)
+        y = xp.empty((n, self.out_channels, ho, wo), dtype=xp.result_type(x.dtype, w2t.dtype))
+        self.in_shape = x.shape
+        self.x_cm = _nchw_to_cm(x)                                          # (C_in, N*H*W), kept for dW
+        self.chunks = _batch_chunks(xp, n, w2t.shape[0], h * w)
+        for s in self.chunks:
+            cols_t = w2t @ self.x_cm[:, _columns(s, h * w)]                # (C_out*kh*kw, n*H*W)
+            # col2im onto the output: the same scatter Conv2D's backward does with its gradient.
+            col2im_t(cols_t, y[s].shape, self.kh, self.kw, self.stride, self.padding, out=y[s])
         if "b" in self.params:
             y += self.params["b"].reshape(1, -1, 1, 1)
-        self.in_shape = x.shape
         return y
 
     def backward(self, grad):
+        xp = get_array_module(grad)
         n, _, h, w = self.in_shape
-        dcols, _ = im2col(grad, self.kh, self.kw, self.stride, self.padding)  # (N*H*W, C_out*kh*kw)
-        w2 = self.params["W"].reshape(self.in_channels, -1)
-        if self.trainable:
-            self.grads["W"][...] = (self.x_rows.T @ dcols).reshape(self.params["W"].shape)
-            if "b" in self.params:
-                self.grads["b"][...] = grad.sum(axis=(0, 2, 3))
-        return _rows_to_nchw(dcols @ w2.T, n, h, w)
+        w2 = self.params["W"].reshape(self.in_channels, -1)                 # (C_in, C_out*kh*kw)
+        dx = xp.empty(self.in_shape, dtype=xp.result_type(grad.dtype, w2.dtype))
+        dw = self.grads["W"].reshape(w2.shape)                              # a view: fills grads["W"]
+        for i, s in enumerate(self.chunks):
+            dcols_t, _ = im2col_t(grad[s], self.kh, self.kw, self.stride, self.padding)
+            if self.trainable:
+                x_cm = self.x_cm[:, _columns(s, h * w)]
+                if i == 0:
+                    xp.matmul(x_cm, dcols_t.T, out=dw)
+                else:
+                    dw += x_cm @ dcols_t.T
+            dx[s] = _cm_as_nchw(w2 @ dcols_t, h, w)
+        if self.trainable and "b" in self.params:
+            self.grads["b"][...] = grad.sum(axis=(0, 2, 3))
+        return dx
 
     def output_shape(self, input_shape):
         _, h, w = input_shape
