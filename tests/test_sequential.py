@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from tinygan.errors import CheckpointError, ShapeError
-from tinygan.gradcheck import numeric_gradient, relative_error
+from tinygan.gradcheck import numeric_gradient
 from tinygan.layers import BatchNorm, Conv2D, Dense, Flatten, LeakyReLU, Tanh
 from tinygan.sequential import Sequential
 
@@ -21,7 +21,10 @@ def test_model_input_gradient_matches_central_differences():
     model.forward(x)
     dx = model.backward(r)
     num = numeric_gradient(lambda: float((model.forward(x) * r).sum()), x)
-    assert relative_error(dx, num) < 1e-6   # float64 central differences, see gradcheck.py
+    # Measured against the largest entry: through BatchNorm some entries of dx are ~1e-6 while
+    # the central-difference noise is ~1e-10 absolute, so an entry-by-entry ratio would judge
+    # rounding, not the backward pass.  A wrong term shifts dx by ~1e-2 of its scale.
+    assert np.abs(dx - num).max() / np.abs(num).max() < 1e-8
 
 
 def test_frozen_model_passes_gradients_and_hides_its_parameters():
