@@ -50,16 +50,12 @@ def pad_images(x, pad: int):
 
 
 def im2col(x, kh: int, kw: int, stride: int, pad: int):
-    """x (N, C, H, W) -> cols (N*Ho*Wo, C*kh*kw), plus (Ho, Wo)."""
+    """x (N, C, H, W) -> cols (N*Ho*Wo, C*kh*kw), one row per window (the textbook layout), plus (Ho, Wo).
+
+    The layers use the transposed matrix from ``im2col_t``; this is that matrix transposed back."""
     xp = get_array_module(x)
-    n, c, h, w = x.shape
-    ho, wo = conv_output_size(h, kh, stride, pad), conv_output_size(w, kw, stride, pad)
-    xpad = xp.ascontiguousarray(pad_images(x, pad))
-    sn, sc, sh, sw = xpad.strides
-    # windows[n, i, j, c, u, v] = xpad[n, c, i*stride + u, j*stride + v]
-    windows = _as_strided(xp, xpad, (n, ho, wo, c, kh, kw),
-                          (sn, sh * stride, sw * stride, sc, sh, sw))
-    return xp.ascontiguousarray(windows).reshape(n * ho * wo, c * kh * kw), (ho, wo)
+    cols_t, out_hw = im2col_t(x, kh, kw, stride, pad)
+    return xp.ascontiguousarray(cols_t.T), out_hw
 
 
 def col2im(cols, x_shape, kh: int, kw: int, stride: int, pad: int):
