@@ -21,6 +21,7 @@ import numpy as np
 
 from .backend import get_array_module, to_numpy
 from .errors import CheckpointError, ShapeError
+from .io import load_npz, save_npz_atomic
 
 
 class Optimizer:
@@ -154,6 +155,14 @@ class Optimizer:
         if params is not None:
             for key, p, g in params:
                 self._prepare(key, p, g)
+
+    def save(self, path) -> None:
+        """``state_dict()`` to a .npz (host copies), written atomically."""
+        save_npz_atomic(path, {k: to_numpy(v) for k, v in self.state_dict().items()})
+
+    def load(self, path, params=None) -> None:
+        """Restore what ``save`` wrote; ``params`` as in ``load_state_dict``."""
+        self.load_state_dict(load_npz(path), params=params)
 
     def to(self, xp):
         """Move all state arrays onto the array module ``xp`` (numpy or cupy)."""
