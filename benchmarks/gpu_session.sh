@@ -3,11 +3,16 @@
 #
 #     bash benchmarks/gpu_session.sh          # from anywhere; logs and summary.txt go to $OUT
 #     bash benchmarks/gpu_session.sh bench    # only the benchmark part;  ... tests: only the tests
+#     bash benchmarks/gpu_session.sh train    # the 64x64 DCGAN on the CelebA sample (run it as its own call)
 #
 # bench: bench_dcgan.py --check on the GPU (tinygan and PyTorch compute the same training step),
 #        the benchmark at batch 128 in float32 and at batches 128 and 512 with TF32 allowed on
 #        both sides, and the per-layer table at batch 128;
-# tests: the suite's CuPy tests and the backend parity tests (NumPy float32 vs CuPy float32).
+# tests: the suite's CuPy tests and the backend parity tests (NumPy float32 vs CuPy float32);
+# train: examples/celeba_dcgan.py --backend cupy on the 10,000-image sample.  ../shared does not
+#        travel to the GPU machine: first copy it into an ignored folder of the repo
+#        (`mkdir -p .data && cp -r ../shared/data/celeba-10k .data/`, `echo /.data/ >> .git/info/exclude`)
+#        and name `.data` in the device tool's carry; CELEBA=path overrides.
 # Each step has its own time limit and log ($OUT/<step>.log), and a failing step does not stop
 # the others; the limits add up to under 10 minutes (the device tool's limit per command), the
 # benchmark first.  $OUT/summary.txt: every step with its exit code, then the tables.
@@ -46,11 +51,16 @@ fi
 if [ "$PART" = all ] || [ "$PART" = tests ]; then
     step tests_cupy_and_parity 200 python -m pytest -q -p no:cacheprovider -rs -k "cupy or parity" tests
 fi
+if [ "$PART" = train ]; then
+    CELEBA="${CELEBA:-.data/celeba-10k}"
+    step train_dcgan64_celeba 570 python examples/celeba_dcgan.py --backend cupy --data "$CELEBA" \
+        --epochs "${EPOCHS:-5}" --no-progress --log-every 50 --out "$OUT/celeba_dcgan"
+fi
 
 {
     echo
     echo "== tables"
-    for f in check bench_fp32_b128 bench_tf32_b128_b512 layers_fp32_b128 tests_cupy_and_parity; do
+    for f in check bench_fp32_b128 bench_tf32_b128_b512 layers_fp32_b128 tests_cupy_and_parity train_dcgan64_celeba; do
         [ -f "$OUT/$f.log" ] || continue
         echo "-- $f"
         grep -v "^$" "$OUT/$f.log" | tail -n 40
