@@ -142,13 +142,10 @@ def generate_tinygan(G, z, backend, mode: str, chunk: int):
     chunks of ``chunk`` images with G frozen, so its running averages do not move."""
     import numpy as np
     from tinygan.backend import to_numpy
-    was = G.trainable
-    G.trainable = False
-    try:
+    from tinygan.sequential import frozen
+    with frozen(G):
         out = [to_numpy(G.forward(backend.asarray(z[i:i + chunk]), training=(mode == "batch")))
                for i in range(0, len(z), chunk)]
-    finally:
-        G.trainable = was
     return np.concatenate(out).astype(np.float32)
 
 

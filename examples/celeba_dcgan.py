@@ -57,6 +57,7 @@ from tinygan.models import (build_gan, dcgan64_discriminator, dcgan64_generator,
                             dcgan128_generator)
 from tinygan.optimizers import OPTIMIZERS
 from tinygan.plots import plot_losses
+from tinygan.sequential import frozen
 
 EXIT_NON_FINITE, EXIT_INTERRUPTED = 3, 130
 
@@ -180,11 +181,8 @@ class AsInTraining:
         self.model = model
 
     def forward(self, x, training: bool = False):
-        self.model.trainable = False
-        try:
+        with frozen(self.model):
             return self.model.forward(x, training=True)
-        finally:
-            self.model.trainable = True
 
 
 class DeferredInterrupt:

@@ -35,6 +35,7 @@ import numpy as np
 from .backend import get_array_module, to_numpy
 from .images import make_grid, save_png_atomic
 from .optimizers import Adam
+from .sequential import frozen
 
 YOUNG, OLD = 0, 1
 AGE_CLASSES = ("young", "old")
@@ -95,17 +96,6 @@ class ProjectionResult:
         dev = get_array_module(self.z).asarray(idx)
         return ProjectionResult(self.z[dev], self.reconstruction[dev], self.errors, self.objective,
                                 self.final_error[idx], self.restart[idx])
-
-
-@contextlib.contextmanager
-def _frozen(model):
-    """Freeze ``model`` (it still passes input gradients, computes no parameter gradients)."""
-    was = model.trainable
-    model.trainable = False
-    try:
-        yield model
-    finally:
-        model.trainable = was
 
 
 def _project_chunk(G, x, labels, steps, lr, restarts, prior_weight, D, feature_weight, feature_layers,
@@ -191,7 +181,7 @@ def project(G, x, labels, steps: int = 200, lr: float = 0.05, restarts: int = 1,
     with contextlib.ExitStack() as stack:
         for model in (G, D):
             if model is not None:
-                stack.enter_context(_frozen(model))
+                stack.enter_context(frozen(model))
         for s in range(0, x.shape[0], batch_size):
             parts.append(_project_chunk(G, x[s:s + batch_size], labels[s:s + batch_size], steps, lr,
                                         restarts, prior_weight, D, feature_weight, feature_layers,

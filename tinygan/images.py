@@ -7,8 +7,6 @@ the same file, so the PNG is written under a temporary name and moved into place
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ from PIL import Image
 
 from tinygan.backend import to_numpy
 from tinygan.errors import ShapeError
+from tinygan.io import atomic_path
 
 
 def to_uint8(images) -> np.ndarray:
@@ -61,19 +60,9 @@ def make_grid(images, nrow: int | None = None, padding: int = 2, pad_value: int 
 def save_png_atomic(picture: np.ndarray | Image.Image, path) -> Path:
     """Write an (H, W, 3) uint8 array or a PIL image to ``path`` as PNG, atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     img = picture if isinstance(picture, Image.Image) else Image.fromarray(np.asarray(picture))
-    # The temp file lives in the destination folder so os.replace never crosses file systems.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a sample grid is meant to be looked at
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
     return path
 
 

@@ -1,11 +1,27 @@
 """Sequential: a list of layers run forward in order and backward in reverse."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from .backend import Backend, get_array_module, to_numpy
 from .errors import CheckpointError, ShapeError
 from .io import load_npz, save_npz_atomic
+
+
+@contextmanager
+def frozen(model):
+    """Freeze ``model`` (anything with a ``trainable`` switch) for a with-block, then restore it.
+
+    Inside, the model still passes input gradients but computes no parameter gradients, and its
+    BatchNorm layers leave their running averages alone even in training mode."""
+    was = model.trainable
+    model.trainable = False
+    try:
+        yield model
+    finally:
+        model.trainable = was
 
 
 class Sequential:

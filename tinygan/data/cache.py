@@ -27,6 +27,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..io import atomic_path
+
 # Bump when the preprocessing or the file layout changes: old entries are then ignored.
 FORMAT_VERSION = 1
 ENV_VAR = "TINYGAN_CACHE"
@@ -110,18 +112,13 @@ def build_entry(directory: Path, stem: str, n_max: int, sample_shape: tuple[int,
         final_pixels = tmp_files[-1]
         meta, attrs = finish(kept)
         if attrs is not None:
-            attrs_tmp = _tmp_name(paths["attrs"])
-            tmp_files.append(attrs_tmp)
-            with open(attrs_tmp, "wb") as f:
+            with atomic_path(paths["attrs"]) as attrs_tmp, open(attrs_tmp, "wb") as f:
                 np.save(f, np.asarray(attrs, dtype=np.int8))
-            os.replace(attrs_tmp, paths["attrs"])
         os.replace(final_pixels, paths["pixels"])
         meta = {**meta, "format_version": FORMAT_VERSION, "n_images": int(len(kept)),
                 "has_attributes": attrs is not None, "created": time.strftime("%Y-%m-%d %H:%M:%S")}
-        meta_tmp = _tmp_name(paths["meta"])
-        tmp_files.append(meta_tmp)
-        meta_tmp.write_text(json.dumps(meta))
-        os.replace(meta_tmp, paths["meta"])  # written last: the entry is complete from here on
+        with atomic_path(paths["meta"]) as meta_tmp:   # written last: the entry is complete from here on
+            meta_tmp.write_text(json.dumps(meta))
     finally:
         for t in tmp_files:
             if t.exists():

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..backend import Backend, get_backend, to_numpy
 from ..losses import binary_cross_entropy_with_logits
+from ..sequential import frozen
 
 
 @dataclass
@@ -91,8 +92,7 @@ class StackedGANTrainer:
 
     def generator_step(self, n: int):
         """One optimizer step of G through the frozen D on a full batch of ``n`` fresh samples."""
-        self.D.trainable = False
-        try:
+        with frozen(self.D):
             fake = self.G.forward(self.sample_noise(n), training=True)
             logits = self.D.forward(fake, training=True)
             if self.g_loss_kind == "non_saturating":
@@ -103,8 +103,6 @@ class StackedGANTrainer:
                 loss, grad = -loss, -grad
             self.G.backward(self.D.backward(grad))
             self.g_opt.step(self.G.trainable_parameters())
-        finally:
-            self.D.trainable = True
         return loss
 
     def train_step(self, real) -> StepStats:

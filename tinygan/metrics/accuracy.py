@@ -6,9 +6,11 @@ for a long time means it has won and the generator's gradients are probably vani
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 
 from ..backend import get_array_module
 from ..errors import ShapeError
+from ..sequential import frozen
 
 __all__ = ["discriminator_accuracy"]
 
@@ -60,16 +62,11 @@ def discriminator_accuracy(discriminator, real_images, fake_images, batch_size: 
         if imgs.ndim < 1 or imgs.shape[0] == 0:
             raise ShapeError(f"discriminator_accuracy: {name} holds no images, shape {tuple(imgs.shape)}")
     n_real, n_fake = real_images.shape[0], fake_images.shape[0]
-    was_trainable = getattr(discriminator, "trainable", None)
-    if training and was_trainable is not None:
-        discriminator.trainable = False
-    try:
+    judging = frozen(discriminator) if training and hasattr(discriminator, "trainable") else nullcontext()
+    with judging:
         real_ok = _count_predicted_real(discriminator, real_images, batch_size, from_logits, threshold,
                                         "real_images", training)
         fake_ok = n_fake - _count_predicted_real(discriminator, fake_images, batch_size, from_logits,
                                                  threshold, "fake_images", training)
-    finally:
-        if training and was_trainable is not None:
-            discriminator.trainable = was_trainable
     return {"real": real_ok / n_real, "fake": fake_ok / n_fake,
             "overall": (real_ok + fake_ok) / (n_real + n_fake)}
