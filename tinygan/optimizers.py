@@ -22,6 +22,23 @@ import numpy as np
 from .backend import get_array_module, to_numpy
 from .errors import CheckpointError, ShapeError
 from .io import load_npz, save_npz_atomic
+from .parallel import map_parts
+
+
+# Every update is elementwise, so big parameters are cut into flat pieces that worker threads
+# (tinygan.parallel) update at once: Adam's square roots and divisions are compute-bound.
+_PIECE = 1 << 18
+
+
+def _pieces(p, g, state):
+    """(p, g, state) as flat pieces of at most _PIECE elements: views, so updates land in place."""
+    arrays = [p, g, *state.values()]
+    if p.size <= _PIECE or not all(a.flags.c_contiguous for a in arrays):
+        return [(p, g, state)]
+    flat = [a.reshape(-1) for a in arrays]
+    return [(flat[0][i:i + _PIECE], flat[1][i:i + _PIECE],
+             {slot: a[i:i + _PIECE] for slot, a in zip(state, flat[2:])})
+            for i in range(0, p.size, _PIECE)]
 
 
 class Optimizer:
@@ -60,8 +77,14 @@ class Optimizer:
                 self._prepare(key, p, g)
         self.iterations += 1
         coeffs = self._begin_step()
-        for key, p, g in params:
-            self._update(p, g, self.state[key], coeffs)
+
+        def work(pieces):
+            for p, g, state in pieces:
+                self._update(p, g, state, coeffs)
+
+        pieces = [piece for key, p, g in params for piece in _pieces(p, g, self.state[key])]
+        map_parts(work, pieces, get_array_module(params[0][1]) if params else np,
+                  size=sum(p.size for _, p, _ in params))
 
     def _prepare(self, key, p, g):
         if tuple(g.shape) != tuple(p.shape):

@@ -4,6 +4,7 @@ functions of the output)."""
 from __future__ import annotations
 
 from ..backend import get_array_module
+from ..parallel import for_each_range
 from .base import Layer
 
 
@@ -32,13 +33,24 @@ class ReLU(Layer):
         self.mask = None
 
     def forward(self, x, training=True):
-        self.mask = x > 0
-        return get_array_module(x).maximum(x, 0)
+        xp = get_array_module(x)
+        self.mask, y = xp.empty(x.shape, dtype=bool), xp.empty_like(x)
+
+        def rows(s):
+            xp.greater(x[s], 0, out=self.mask[s])
+            xp.maximum(x[s], 0, out=y[s])
+
+        for_each_range(rows, x.shape[0], x.size, xp)        # a share of the batch per core
+        return y
 
     def backward(self, grad):
         if self.mask is None:
             raise _before_forward(self)
-        return grad * self.mask
+        xp = get_array_module(grad)
+        dx = xp.empty_like(grad)
+        for_each_range(lambda s: xp.multiply(grad[s], self.mask[s], out=dx[s]), grad.shape[0],
+                       grad.size, xp)
+        return dx
 
 
 class LeakyReLU(Layer):
@@ -51,21 +63,34 @@ class LeakyReLU(Layer):
 
     def forward(self, x, training=True):
         xp = get_array_module(x)
-        self.mask = x > 0
-        y = x * self.alpha
+        self.mask, y = xp.empty(x.shape, dtype=bool), xp.empty_like(x)
         # max(x, alpha x) is x for x > 0 and alpha x below when alpha <= 1 (min when alpha > 1):
         # two streaming passes, where xp.where's per-element branch on a random mask is ~10x slower.
-        (xp.maximum if self.alpha <= 1 else xp.minimum)(x, y, out=y)
+        larger = xp.maximum if self.alpha <= 1 else xp.minimum
+
+        def rows(s):
+            xp.greater(x[s], 0, out=self.mask[s])
+            xp.multiply(x[s], self.alpha, out=y[s])
+            larger(x[s], y[s], out=y[s])
+
+        for_each_range(rows, x.shape[0], x.size, xp)        # a share of the batch per core
         return y
 
     def backward(self, grad):
         if self.mask is None:
             raise _before_forward(self)
-        # dx = grad * slope, slope = 1 where x > 0 else alpha, built in place from the mask.
-        dx = self.mask.astype(grad.dtype)
-        dx *= 1 - self.alpha
-        dx += self.alpha
-        dx *= grad
+        xp = get_array_module(grad)
+        dx = xp.empty_like(grad)
+
+        def rows(s):
+            # dx = grad * slope, slope = 1 where x > 0 else alpha, built in place from the mask.
+            d = dx[s]
+            d[...] = self.mask[s]
+            d *= 1 - self.alpha
+            d += self.alpha
+            d *= grad[s]
+
+        for_each_range(rows, grad.shape[0], grad.size, xp)
         return dx
 
 

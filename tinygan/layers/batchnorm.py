@@ -5,6 +5,7 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..errors import ShapeError
+from ..parallel import for_each_range
 from .base import Layer
 
 
@@ -67,12 +68,10 @@ class BatchNorm(Layer):
     def forward(self, x, training=True):
         xp = get_array_module(x)
         x3 = self._per_feature(x)
-        gamma = self.params["gamma"].reshape(-1, 1)
-        beta = self.params["beta"].reshape(-1, 1)
         if not training:
             inv_std = 1 / xp.sqrt(self.buffers["running_var"] + self.eps)
-            scale = gamma * inv_std.reshape(-1, 1)
-            shift = beta - self.buffers["running_mean"].reshape(-1, 1) * scale
+            scale = (self.params["gamma"] * inv_std).reshape(-1, 1)
+            shift = self.params["beta"].reshape(-1, 1) - self.buffers["running_mean"].reshape(-1, 1) * scale
             # Keep x (a reference, no copy) to recompute xhat in backward only if gamma needs it.
             self._cache = ("eval", x3, inv_std)
             y = x3 * scale
@@ -83,11 +82,21 @@ class BatchNorm(Layer):
         if m < 2:
             raise ShapeError(f"BatchNorm '{self.name}': training mode needs more than one value per feature "
                              f"to compute a variance, got input of shape {tuple(x.shape)}")
-        mean = x3.sum(axis=(0, 2)) / m
-        xc = x3 - mean.reshape(-1, 1)                            # centred; xhat = xc * inv_std
-        # einsum sums the products over batch and pixels without materialising xc * xc.
-        var = xp.einsum("nfp,nfp->f", xc, xc) / m                # biased, two-pass (no cancellation)
-        inv_std = 1 / xp.sqrt(var + self.eps)
+        mean, var, inv_std = (xp.empty(self.num_features, dtype=x3.dtype) for _ in range(3))
+        xc = xp.empty_like(x3)                                   # centred; xhat = xc * inv_std
+        y = xp.empty_like(x3)
+        gamma, beta = self.params["gamma"], self.params["beta"]
+
+        def features(f):                                         # features are independent
+            mean[f] = x3[:, f].sum(axis=(0, 2)) / m
+            xp.subtract(x3[:, f], mean[f].reshape(-1, 1), out=xc[:, f])
+            # einsum sums the products over batch and pixels without materialising xc * xc.
+            var[f] = xp.einsum("nfp,nfp->f", xc[:, f], xc[:, f]) / m   # biased, two-pass
+            inv_std[f] = 1 / xp.sqrt(var[f] + self.eps)
+            xp.multiply(xc[:, f], (gamma[f] * inv_std[f]).reshape(-1, 1), out=y[:, f])
+            y[:, f] += beta[f].reshape(-1, 1)
+
+        for_each_range(features, self.num_features, x3.size, xp)  # a share of features per core
         # Backward gets xc and folds inv_std into its per-feature factors: one full pass fewer
         # than scaling xc into xhat here.
         self._cache = ("train", xc, inv_std)
@@ -98,8 +107,6 @@ class BatchNorm(Layer):
             rm += (1 - mom) * mean
             rv *= mom
             rv += ((1 - mom) * m / (m - 1)) * var
-        y = xc * (gamma * inv_std.reshape(-1, 1))
-        y += beta
         return y.reshape(x.shape)
 
     def backward(self, grad):
@@ -119,15 +126,22 @@ class BatchNorm(Layer):
 
         xc = saved                                               # xhat = xc * inv_std
         m = xc.shape[0] * xc.shape[2]
-        sum_dy = dy.sum(axis=(0, 2))
-        sum_dy_xhat = xp.einsum("nfp,nfp->f", dy, xc) * inv_std
+        sum_dy = xp.empty_like(inv_std)
+        sum_dy_xhat = xp.empty_like(inv_std)
+        dx = xp.empty_like(xc)
+
+        def features(f):
+            sum_dy[f] = dy[:, f].sum(axis=(0, 2))
+            sum_dy_xhat[f] = xp.einsum("nfp,nfp->f", dy[:, f], xc[:, f]) * inv_std[f]
+            # dx = gamma / (m std) * (m dy - sum(dy) - xhat sum(dy xhat)), reductions per
+            # feature, built in one output array (in-place steps, no full-size temporaries).
+            xp.multiply(xc[:, f], (-sum_dy_xhat[f] * inv_std[f] / m).reshape(-1, 1), out=dx[:, f])
+            dx[:, f] += dy[:, f]
+            dx[:, f] -= (sum_dy[f] / m).reshape(-1, 1)
+            dx[:, f] *= (gamma[f] * inv_std[f]).reshape(-1, 1)
+
+        for_each_range(features, self.num_features, xc.size, xp)
         if self.trainable:
             self.grads["gamma"][...] = sum_dy_xhat
             self.grads["beta"][...] = sum_dy
-        # dx = gamma / (m std) * (m dy - sum(dy) - xhat sum(dy xhat)), reductions per feature,
-        # built in one output array (in-place steps, no full-size temporaries).
-        dx = xc * (-sum_dy_xhat * inv_std / m).reshape(-1, 1)
-        dx += dy
-        dx -= (sum_dy / m).reshape(-1, 1)
-        dx *= (gamma * inv_std).reshape(-1, 1)
         return dx.reshape(grad.shape)

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..initializers import get_initializer
+from ..parallel import map_parts, num_threads, worth_splitting
 from .base import Layer
 from .im2col import col2im_t, conv_output_size, im2col_t
 
@@ -34,9 +35,10 @@ def _cm_as_nchw(m, h, w):
 # of the CPU caches, so building it and then reading it in the matrix product (or writing the
 # product and scattering it with col2im) is a round trip through main memory, several times
 # slower than the cache.  Chunks of the batch with matrices of up to ~8 MB stay in cache from
-# one step to the next; at least 2048 columns keep each product large (fewer, bigger products
-# also mean fewer points where BLAS threads wait for each other).  A GPU wants the opposite
-# (few, large kernels), so CuPy gets the whole batch at once.
+# one step to the next, and at least 2048 columns keep each product large.  With several worker
+# threads (tinygan.parallel) there is at least one chunk per worker, so that all cores work; one
+# thread's gather or scatter then overlaps another's product.  A GPU wants the opposite (few,
+# large kernels), so CuPy gets the whole batch at once.
 _CHUNK_ELEMENTS = 1 << 21
 _MIN_CHUNK_COLUMNS = 2048
 
@@ -46,7 +48,24 @@ def _batch_chunks(xp, n, rows, pixels):
     if xp is not np:
         return [slice(0, n)]
     per = max(_CHUNK_ELEMENTS // max(rows * pixels, 1), -(-_MIN_CHUNK_COLUMNS // pixels), 1)
+    if worth_splitting(n * rows * pixels, xp):
+        per = min(per, -(-n // num_threads()))
     return [slice(i, min(i + per, n)) for i in range(0, n, per)]
+
+
+def _accumulate(total, term):
+    """total + term, summed into total in place (None: term is the first)."""
+    if total is None:
+        return term
+    total += term
+    return total
+
+
+def _sum_into(out, partials):
+    """out[...] = the sum of the workers' partial weight gradients (one per worker)."""
+    out[...] = partials[0]
+    for p in partials[1:]:
+        out += p
 
 
 def _columns(s, pixels):
@@ -86,11 +105,16 @@ class Conv2D(Layer):
         y = xp.empty((n, self.out_channels, ho, wo), dtype=xp.result_type(x.dtype, w2.dtype))
         self.x_shape = x.shape
         self.chunks = _batch_chunks(xp, n, w2.shape[1], ho * wo)
-        self.cols_t = []                                                    # kept for dW
-        for s in self.chunks:
-            cols_t, _ = im2col_t(x[s], self.kh, self.kw, self.stride, self.padding)
-            self.cols_t.append(cols_t)                                      # (C_in*kh*kw, n*Ho*Wo)
-            y[s] = _cm_as_nchw(w2 @ cols_t, ho, wo)
+
+        def work(chunks):
+            kept = []
+            for s in chunks:
+                cols_t, _ = im2col_t(x[s], self.kh, self.kw, self.stride, self.padding)
+                kept.append(cols_t)                                         # (C_in*kh*kw, n*Ho*Wo)
+                y[s] = _cm_as_nchw(w2 @ cols_t, ho, wo)
+            return kept
+
+        self.cols_t = [c for kept in map_parts(work, self.chunks, xp) for c in kept]  # for dW
         if "b" in self.params:
             y += self.params["b"].reshape(1, -1, 1, 1)
         return y
@@ -99,16 +123,23 @@ class Conv2D(Layer):
         xp = get_array_module(grad)
         w2 = self.params["W"].reshape(self.out_channels, -1)
         dx = xp.empty(self.x_shape, dtype=xp.result_type(grad.dtype, w2.dtype))
-        dw = self.grads["W"].reshape(w2.shape)                              # a view: fills grads["W"]
-        for i, (s, cols_t) in enumerate(zip(self.chunks, self.cols_t)):
-            dy = _nchw_to_cm(grad[s])                                       # (C_out, n*Ho*Wo)
-            if self.trainable:
-                # dW = dy @ cols_t.T, summed over chunks; BLAS reads the transpose in place.
-                if i == 0:
-                    xp.matmul(dy, cols_t.T, out=dw)
-                else:
-                    dw += dy @ cols_t.T
-            col2im_t(w2.T @ dy, dx[s].shape, self.kh, self.kw, self.stride, self.padding, out=dx[s])
+
+        def work(chunks):
+            dw = None
+            for i in chunks:
+                s, cols_t = self.chunks[i], self.cols_t[i]
+                dy = _nchw_to_cm(grad[s])                                   # (C_out, n*Ho*Wo)
+                if self.trainable:
+                    # dW = dy @ cols_t.T, summed over chunks (this worker's share; the caller
+                    # adds the workers' sums).  BLAS reads the transpose in place.
+                    dw = _accumulate(dw, dy @ cols_t.T)
+                col2im_t(w2.T @ dy, dx[s].shape, self.kh, self.kw, self.stride, self.padding,
+                         out=dx[s])
+            return dw
+
+        partial_dws = map_parts(work, range(len(self.chunks)), xp)
+        if self.trainable:
+            _sum_into(self.grads["W"].reshape(w2.shape), partial_dws)
         if self.trainable and "b" in self.params:
             self.grads["b"][...] = grad.sum(axis=(0, 2, 3))
         return dx
@@ -160,10 +191,14 @@ class Conv2DTranspose(Layer):
         self.in_shape = x.shape
         self.x_cm = _nchw_to_cm(x)                                          # (C_in, N*H*W), kept for dW
         self.chunks = _batch_chunks(xp, n, w2t.shape[0], h * w)
-        for s in self.chunks:
-            cols_t = w2t @ self.x_cm[:, _columns(s, h * w)]                # (C_out*kh*kw, n*H*W)
-            # col2im onto the output: the same scatter Conv2D's backward does with its gradient.
-            col2im_t(cols_t, y[s].shape, self.kh, self.kw, self.stride, self.padding, out=y[s])
+
+        def work(chunks):
+            for s in chunks:
+                cols_t = w2t @ self.x_cm[:, _columns(s, h * w)]            # (C_out*kh*kw, n*H*W)
+                # col2im onto the output: the scatter Conv2D's backward does with its gradient.
+                col2im_t(cols_t, y[s].shape, self.kh, self.kw, self.stride, self.padding, out=y[s])
+
+        map_parts(work, self.chunks, xp)
         if "b" in self.params:
             y += self.params["b"].reshape(1, -1, 1, 1)
         return y
@@ -173,16 +208,20 @@ class Conv2DTranspose(Layer):
         n, _, h, w = self.in_shape
         w2 = self.params["W"].reshape(self.in_channels, -1)                 # (C_in, C_out*kh*kw)
         dx = xp.empty(self.in_shape, dtype=xp.result_type(grad.dtype, w2.dtype))
-        dw = self.grads["W"].reshape(w2.shape)                              # a view: fills grads["W"]
-        for i, s in enumerate(self.chunks):
-            dcols_t, _ = im2col_t(grad[s], self.kh, self.kw, self.stride, self.padding)
-            if self.trainable:
-                x_cm = self.x_cm[:, _columns(s, h * w)]
-                if i == 0:
-                    xp.matmul(x_cm, dcols_t.T, out=dw)
-                else:
-                    dw += x_cm @ dcols_t.T
-            dx[s] = _cm_as_nchw(w2 @ dcols_t, h, w)
+
+        def work(chunks):
+            dw = None
+            for s in chunks:
+                dcols_t, _ = im2col_t(grad[s], self.kh, self.kw, self.stride, self.padding)
+                if self.trainable:
+                    x_cm = self.x_cm[:, _columns(s, h * w)]
+                    dw = _accumulate(dw, x_cm @ dcols_t.T)
+                dx[s] = _cm_as_nchw(w2 @ dcols_t, h, w)
+            return dw
+
+        partial_dws = map_parts(work, self.chunks, xp)
+        if self.trainable:
+            _sum_into(self.grads["W"].reshape(w2.shape), partial_dws)
         if self.trainable and "b" in self.params:
             self.grads["b"][...] = grad.sum(axis=(0, 2, 3))
         return dx
