@@ -45,8 +45,8 @@ Memory, measured outside the timed repetitions:
     printed beside it).  Both include the weights and optimizer state.
 
 ``--threads T`` sets the BLAS threads of NumPy (OPENBLAS/MKL/OMP_NUM_THREADS, before NumPy is
-imported) and ``torch.set_num_threads(T)``; default: all cores.  NumPy's elementwise operations
-use one core whatever the setting; PyTorch's use ``T``.
+imported), tinygan's worker threads (TINYGAN_NUM_THREADS, see tinygan/parallel.py) and
+``torch.set_num_threads(T)``; default: all cores.
 
 ``--tf32`` lets both sides use TF32 tensor cores for float32 matrix products (Ampere or newer):
 ``CUPY_TF32=1`` (read by CuPy at its first matmul; set here before CuPy is imported) and
@@ -74,7 +74,7 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, nargs="+", default=[64], help="full batch(es) B, even")
     p.add_argument("--repeats", type=int, default=5, help="timed iterations per side (median)")
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations per side first")
-    p.add_argument("--threads", type=int, default=None, help="BLAS / torch threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None, help="BLAS, tinygan and torch threads (default: all cores)")
     p.add_argument("--tf32", action="store_true", help="allow TF32 matrix units (GPU) on both sides")
     p.add_argument("--layers", action="store_true", help="per-layer forward/backward table instead")
     p.add_argument("--check", action="store_true", help="verify both sides compute the same step")
@@ -90,7 +90,7 @@ def parse_args(argv=None):
 def set_threads_env(threads):
     """BLAS thread counts are read when NumPy (OpenBLAS/MKL) loads: this must run before import."""
     if threads:
-        for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS", "TINYGAN_NUM_THREADS"):
             os.environ[var] = str(threads)
 
 
