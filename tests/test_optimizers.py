@@ -266,3 +266,14 @@ def test_optimizer_state_saved_to_npz_continues_identically(tmp_path):
     b.step([("w", p2, grads[2])])
     np.testing.assert_array_equal(p1, p2)
     assert b.iterations == a.iterations == 3 and b.lr == 1e-2
+
+
+def test_sgd_momentum_switched_on_between_steps_starts_from_zero_velocity():
+    p = np.ones(3, np.float32)
+    opt = SGD(lr=0.1)
+    opt.step([("w", p, np.ones(3, np.float32))])            # plain SGD: no state
+    opt.momentum = 0.5
+    opt.step([("w", p, np.ones(3, np.float32))])            # buf = g, p -= lr * g
+    opt.step([("w", p, np.ones(3, np.float32))])            # buf = 0.5 + 1, p -= lr * 1.5
+    np.testing.assert_allclose(p, 1 - 0.1 - 0.1 - 0.15, rtol=1e-6)
+    np.testing.assert_allclose(opt.state["w"]["momentum"], 1.5)

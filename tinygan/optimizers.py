@@ -22,7 +22,7 @@ import numpy as np
 from .backend import get_array_module, to_numpy
 from .errors import CheckpointError, ShapeError
 from .io import load_npz, save_npz_atomic
-from .parallel import map_parts
+from .parallel import map_parts, worth_splitting
 
 
 # Every update is elementwise, so big parameters are cut into flat pieces that worker threads
@@ -73,8 +73,8 @@ class Optimizer:
         params = list(params)
         # Check (and create) all state before touching anything, so an error leaves no half-step.
         for key, p, g in params:
-            if key not in self._checked:
-                self._prepare(key, p, g)
+            if key not in self._checked or not set(self._needed_slots()) <= self.state[key].keys():
+                self._prepare(key, p, g)      # new key, or a slot needed since (SGD momentum set)
         self.iterations += 1
         coeffs = self._begin_step()
 
@@ -82,9 +82,11 @@ class Optimizer:
             for p, g, state in pieces:
                 self._update(p, g, state, coeffs)
 
-        pieces = [piece for key, p, g in params for piece in _pieces(p, g, self.state[key])]
-        map_parts(work, pieces, get_array_module(params[0][1]) if params else np,
-                  size=sum(p.size for _, p, _ in params))
+        xp = get_array_module(params[0][1]) if params else np
+        if worth_splitting(sum(p.size for _, p, _ in params), xp):
+            map_parts(work, [piece for key, p, g in params for piece in _pieces(p, g, self.state[key])])
+        else:
+            work([(p, g, self.state[key]) for key, p, g in params])
 
     def _prepare(self, key, p, g):
         if tuple(g.shape) != tuple(p.shape):
@@ -229,9 +231,7 @@ class SGD(Optimizer):
         if not mu:
             p -= lr * g
             return
-        buf = state.get("momentum")
-        if buf is None:  # momentum switched on after this key was first seen
-            buf = state["momentum"] = get_array_module(p).zeros_like(p)
+        buf = state["momentum"]
         buf *= mu
         buf += g
         if self.nesterov:
