@@ -24,8 +24,8 @@ The progress bar shows D and G loss, D's accuracy (mean over the real and genera
 images/s = steps per second x --batch-size, averaged over --log-every steps (values are copied
 from the GPU only then, so the steps in between never wait for it).
 
-On a CPU, NumPy's matrix products use OpenBLAS threads; on a machine that is busy with other work
-those threads can make a step several times slower -- try OPENBLAS_NUM_THREADS=1.
+On a CPU the layers use one worker thread per core (tinygan/parallel.py); TINYGAN_NUM_THREADS=N
+sets how many (default: as many as BLAS has threads).
 
 Ctrl-C finishes the current step, saves last.npz and exits with code 130; --resume then continues
 exactly where it stopped (bit for bit on NumPy).  A NaN or infinite loss stops the run with exit
