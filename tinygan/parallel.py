@@ -77,10 +77,10 @@ def set_num_threads(n: int) -> None:
     if int(n) < 1:
         raise ValueError(f"set_num_threads: need at least 1 thread, got {n}")
     with _lock:
-        _num_threads = int(n)
-        if _pool is not None and _pool._max_workers != _num_threads:
-            _pool.shutdown(wait=True)
+        if _pool is not None and _num_threads != int(n):
+            _pool.shutdown(wait=True)               # the pool was made for the old count
             _pool = None
+        _num_threads = int(n)
 
 
 def _get_pool(n):
