@@ -65,10 +65,13 @@ def test_map_parts_runs_the_parts_on_different_threads_and_keeps_their_order(wor
 
 def test_map_parts_limits_blas_to_one_thread_inside_and_restores_it(workers):
     workers(2)
-    before = blas_threads()
-    inside = parallel.map_parts(lambda items: blas_threads(), [0, 1])
+    with parallel._blas_controller().limit(limits=2):    # the session itself runs BLAS at 1
+        before = blas_threads()
+        inside = parallel.map_parts(lambda items: blas_threads(), [0, 1])
+        after = blas_threads()
+    assert before == [2] * len(before)
     assert inside == [[1] * len(before)] * 2
-    assert blas_threads() == before
+    assert after == before
 
 
 def test_small_jobs_and_calls_from_a_worker_stay_on_the_calling_thread(workers):
@@ -92,10 +95,10 @@ def test_an_error_in_a_worker_reaches_the_caller(workers):
             raise ValueError("chunk 1 is bad")
         return items
 
-    before = blas_threads()
-    with pytest.raises(ValueError, match="chunk 1 is bad"):
-        parallel.map_parts(part, [0, 1])
-    assert blas_threads() == before
+    with parallel._blas_controller().limit(limits=2):
+        with pytest.raises(ValueError, match="chunk 1 is bad"):
+            parallel.map_parts(part, [0, 1])
+        assert blas_threads() == [2] * len(blas_threads())
 
 
 def test_no_worker_is_still_running_when_a_call_ends_with_an_error(workers):
