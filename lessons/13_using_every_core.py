@@ -107,13 +107,14 @@ def main(argv=None) -> dict:
             slowdown[name] = beside / alone
             C.show(f"{name}: alone", f"{1e3 * alone:.2f} ms")
             C.show(f"{name}: beside a Python loop", f"{1e3 * beside:.2f} ms ({beside / alone:.1f}x)")
-        C.say("""On an otherwise idle machine the matrix product runs at about full speed beside a
-                 busy Python thread: BLAS releases the GIL for the whole product.  The gather slows
-                 down several times: NumPy releases the GIL only around long inner loops, and
-                 im2col's are 16 pixels long, so the copying thread keeps asking for the GIL back.
-                 Two threads gathering at once therefore gain nothing, but a thread that gathers
-                 beside one that multiplies does: both cores work.  (If other programs keep the cores
-                 busy, both numbers grow.)""")
+        C.say("""The matrix product itself runs undisturbed beside a busy Python thread: BLAS
+                 releases the GIL for the whole product.  What it loses is the wait to get the GIL
+                 back when it returns, up to one switch interval (5 ms).  The gather slows down
+                 several times: NumPy releases the GIL only around long inner loops, and im2col's
+                 are 16 pixels long, so the copying thread keeps asking for the GIL back.  Two threads
+                 gathering at once therefore gain nothing, but a thread that gathers beside one that
+                 multiplies does: both cores work.  (If other programs keep the cores busy, both
+                 numbers grow.)""")
         out["slowdown_gather"] = slowdown["im2col gather (rows of 16 pixels)"]
         out["slowdown_matmul"] = slowdown["matrix product (BLAS)"]
 
@@ -165,7 +166,13 @@ def main(argv=None) -> dict:
                    f"{1e3 * step_seconds[workers]:.0f} ms")
         loss_diff = float(np.abs(step_losses[1] - step_losses[cores]).max())
         C.show("max |loss(1) - loss(2)| over the steps", loss_diff, ".1e")
-        C.say("""BatchNorm splits its features between the workers, the activations the rows of the
+        C.say("""The losses drift apart a little from step to step.  The chunks differ between one
+                 and two workers, so products are rounded differently (~1e-7), and Adam amplifies
+                 that: early on, its step is about lr * sign(gradient), and a gradient near zero whose
+                 sign flips with the rounding moves its weight by a full lr.  Training takes another
+                 path of the same kind; neither is more right.
+
+                 BatchNorm splits its features between the workers, the activations the rows of the
                  batch, Adam flat pieces of the weights; small arrays stay on one thread, because
                  handing work to a thread costs tens of microseconds.  benchmarks/NOTES.md has the
                  measurements behind each choice.""")

@@ -187,8 +187,9 @@ def test_lesson_13_two_workers_compute_what_one_does(tmp_path):
     assert out["worker_threads"] == 2                    # the work really went to two threads
     # float32: the same sums, at worst added in another order per worker (~1e-7 of the largest)
     assert out["layer_rel_diff"] < 1e-5
-    # two training steps of a small DCGAN: losses equal to float32 rounding of a few ulps
-    assert out["step_loss_diff"] < 1e-4
+    # two training steps of a small DCGAN: float32 rounding (~1e-7), which Adam's early
+    # sign-like steps can amplify (lr 2e-4 per weight); 1e-2 still catches a wrong step (O(1))
+    assert out["step_loss_diff"] < 1e-2
     # timings are printed, not judged (a shared machine); they must at least be measurements
     assert out["slowdown_gather"] > 0 and out["slowdown_matmul"] > 0 and out["layer_speedup"] > 0
     assert (tmp_path / "workers.png").is_file()

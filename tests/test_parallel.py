@@ -219,6 +219,9 @@ def test_dcgan_training_steps_agree_between_one_and_two_workers(workers):
     (l1, w1), (l2, w2) = train(1), train(2)
     for a, b in zip(l1, l2):
         for key in a:
-            # float32, summed in another order for the weight gradients: ~1e-6 after two steps
-            assert abs(a[key] - b[key]) <= 1e-4 * max(1.0, abs(a[key])), (key, a[key], b[key])
-    assert relative_error(w1, w2) < 1e-4
+            # float32 sums in another order (~1e-7), amplified by Adam's early sign-like steps
+            # (a near-zero gradient whose sign flips moves its weight by lr = 2e-4); a wrong
+            # step would be off by O(1)
+            assert abs(a[key] - b[key]) <= 1e-2 * max(1.0, abs(a[key])), (key, a[key], b[key])
+    # Adam moves a weight by at most ~2 lr per step (here): two steps, two runs -> 8 lr at most
+    assert np.abs(w1 - w2).max() <= 8 * 2e-4
