@@ -59,8 +59,8 @@ Evaluation, after ``--iterations`` steps, for each seed:
 
 Timing: the two sides alternate step by step (a real batch to tinygan, the same batch to PyTorch),
 so background load hits both alike; each side's step is timed alone (wall clock; on the GPU with
-a device sync) and the EMA updates separately.  ``--threads`` sets BLAS / PyTorch threads (default
-all cores).  On a CPU that other jobs keep busy, ``--threads 1`` can be several times faster for
+a device sync) and the EMA updates separately.  ``--threads`` sets BLAS, tinygan's worker and
+PyTorch threads (default all cores).  On a CPU that other jobs keep busy, ``--threads 1`` can be several times faster for
 both sides than oversubscribed threads that spin waiting for each other (5x measured on a loaded
 2-core machine; see benchmarks/QUALITY.md).
 """
@@ -75,6 +75,11 @@ import statistics
 import sys
 import time
 from pathlib import Path
+
+# The speed benchmark holds the PyTorch port and the shared helpers; it imports only the standard
+# library at load time, so importing it here does not load NumPy before set_threads_env.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_dcgan import print_table, set_threads_env  # noqa: E402
 
 LATENT, CHANNELS, SIZE = 100, 3, 64
 REPO = Path(__file__).resolve().parent.parent
@@ -106,7 +111,7 @@ def parse_args(argv=None):
     p.add_argument("--torch-init", choices=("copy", "normal"), default="copy",
                    help="copy: PyTorch starts from tinygan's weights and noise (default); normal: its own")
     p.add_argument("--no-torch", action="store_true", help="tinygan only")
-    p.add_argument("--threads", type=int, default=None, help="BLAS / PyTorch threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None, help="BLAS, tinygan and PyTorch threads (default: all cores)")
     p.add_argument("--tf32", action="store_true", help="allow TF32 matrix units on the GPU, both sides")
     p.add_argument("--log-every", type=int, default=50, help="progress line every N iterations (50)")
     p.add_argument("--out", default="runs/quality_dcgan", help="output folder (runs/quality_dcgan)")
@@ -123,13 +128,6 @@ def parse_args(argv=None):
     if args.ema_start is None:
         args.ema_start = args.iterations // 5
     return args
-
-
-def set_threads_env(threads):
-    """BLAS thread counts are read when NumPy loads: this must run before the import."""
-    if threads:
-        for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
-            os.environ[var] = str(threads)
 
 
 def ema_name(decay: float) -> str:
@@ -290,8 +288,10 @@ def run_seed(seed, args, data, torch, bench, log_rows):
     generators = {MODEL_TINY: G, **{name: ema.model for name, ema in emas.items()}}
     xp = backend.xp
 
+    holdout_on_device = xp.asarray(holdout_images)       # copied once, compared with every model
+
     def swd(images):
-        return sliced_wasserstein_distance(xp.asarray(images), xp.asarray(holdout_images), seed=args.swd_seed)
+        return sliced_wasserstein_distance(xp.asarray(images), holdout_on_device, seed=args.swd_seed)
 
     results, grids = {}, {}
     t_eval = time.perf_counter()
@@ -321,16 +321,6 @@ def run_seed(seed, args, data, torch, bench, log_rows):
 
 
 # -- reporting ----------------------------------------------------------------------------------------
-def print_table(head, rows):
-    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
-    fmt = lambda cells: "  ".join(str(c).rjust(w) if i else str(c).ljust(w)  # noqa: E731
-                                  for i, (c, w) in enumerate(zip(cells, widths)))
-    print(fmt(head))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print(fmt(r))
-
-
 def summarize(all_results, levels, args=None):
     """Per-seed table, then mean (and spread) over seeds with the issue's two ratios."""
     import numpy as np
@@ -391,7 +381,6 @@ def main(argv=None):
     set_threads_env(args.threads)
     os.environ.setdefault("CUPY_TF32", "1" if args.tf32 else "0")
     sys.path.insert(0, str(REPO))
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     import numpy as np
     from tinygan.backend import get_backend
     from tinygan.data import load_faces

@@ -224,7 +224,8 @@ def train_gan(G, D, train, y_train, args, backend, run: Path, cfg: dict):
         hist.append(trainer.train_step(x, y))
         step = trainer.steps
         if step % args.log_every == 0 or step == steps:
-            f = {k: np.mean([s.as_floats()[k] for s in hist]) for k in hist[0].as_floats()}
+            floats = [s.as_floats() for s in hist]      # one host copy per step, not per number
+            f = {k: np.mean([row[k] for row in floats]) for k in floats[0]}
             el = time.time() - t0
             log(f"  GAN step {step}/{steps}  d_loss {f['d_loss']:.3f}  g_loss {f['g_loss']:.3f}  "
                 f"D acc real {f['d_acc_real']:.2f} fake {f['d_acc_fake']:.2f}  "
@@ -352,8 +353,9 @@ def main(argv=None) -> dict:
         args.age_rule = cfg["age_rule"]
         train, y_train, held, y_held = load_data(args, cfg["image_size"])
     if trained_now:
-        save_config(run, cfg | {"holdout": args.holdout, "limit": args.limit, "batch_size": args.batch_size,
-                                "epochs": args.epochs, "clf_epochs": args.clf_epochs})
+        training_settings = {"holdout": args.holdout, "limit": args.limit, "batch_size": args.batch_size,
+                             "epochs": args.epochs, "clf_epochs": args.clf_epochs}
+        save_config(run, cfg | training_settings)
         if (run / "classifier.npz").is_file() and (run / "gan_checkpoint.npz").is_file():
             C.load_weights(run / "classifier.npz")          # an interrupted session got this far
             log(f"loaded the age classifier trained earlier from {run / 'classifier.npz'}")
@@ -362,8 +364,7 @@ def main(argv=None) -> dict:
             C.save_weights(run / "classifier.npz")
         result["gan_training"] = train_gan(G, D, train, y_train, args, backend, run, cfg)
         cfg |= result["gan_training"]
-        save_config(run, cfg | {"holdout": args.holdout, "limit": args.limit, "batch_size": args.batch_size,
-                                "epochs": args.epochs, "clf_epochs": args.clf_epochs})
+        save_config(run, cfg | training_settings)          # now with gan_steps: the run is complete
         log(f"models saved in {run}; samples (rows: young, old for the same z) in {run / 'samples.png'}")
     if args.evaluate or trained_now:
         result["evaluation"] = evaluate(G, D, C, held, y_held, args, backend, run)

@@ -16,12 +16,13 @@ pytest.importorskip("threadpoolctl")
 from tinygan import parallel  # noqa: E402
 from tinygan.backend import get_backend  # noqa: E402
 from tinygan.gan.stacked import StackedGANTrainer  # noqa: E402
-from tinygan.gradcheck import check_layer_gradients, relative_error  # noqa: E402
-from tinygan.layers import (BatchNorm, Conv2D, Conv2DTranspose, LeakyReLU, ReLU)  # noqa: E402
+from tinygan.gradcheck import check_layer_gradients  # noqa: E402
 from tinygan.layers import conv as conv_module  # noqa: E402
 from tinygan.models.dcgan import dcgan64_discriminator, dcgan64_generator  # noqa: E402
 from tinygan.optimizers import SGD, Adam, Nadam  # noqa: E402
 from tinygan import optimizers as optimizers_module  # noqa: E402
+
+from layer_cases import LAYER_CASES, layer_case  # noqa: E402
 
 
 @pytest.fixture
@@ -127,36 +128,20 @@ def test_bad_thread_counts_are_refused(monkeypatch):
 
 
 # -- the layers: two workers compute what one computes ----------------------------------------
-def run_layer(layer, x, grad):
-    y = layer.forward(x, True)
-    dx = layer.backward(grad)
-    return {"y": y, "dx": dx, **{k: g.copy() for k, g in layer.grads.items()}}
+# The cases of the backend parity tests (tests/layer_cases.py), NumPy float32 on both sides.
+WORKER_CASES = ["conv_k4s2p1", "conv_k3s2p0_odd", "convT_k4s2p1", "batchnorm_images_train",
+                "batchnorm_dense_train", "leaky_relu", "relu"]
 
 
-LAYERS = {
-    "conv_k4s2p1": (lambda: Conv2D(3, 8, 4, 2, 1, rng=np.random.default_rng(0)), (6, 3, 10, 10)),
-    "conv_k3s1p1": (lambda: Conv2D(4, 5, 3, 1, 1, rng=np.random.default_rng(0)), (5, 4, 7, 6)),
-    "convT_k4s2p1": (lambda: Conv2DTranspose(8, 3, 4, 2, 1, rng=np.random.default_rng(0)),
-                     (6, 8, 5, 5)),
-    "batchnorm_images": (lambda: BatchNorm(7), (4, 7, 5, 3)),
-    "batchnorm_dense": (lambda: BatchNorm(9), (6, 9)),
-    "leaky_relu": (lambda: LeakyReLU(0.2), (5, 3, 4, 4)),
-    "relu": (lambda: ReLU(), (5, 3, 4, 4)),
-}
-
-
-@pytest.mark.parametrize("case", sorted(LAYERS))
+@pytest.mark.parametrize("case", WORKER_CASES)
 def test_two_workers_compute_what_one_computes(workers, monkeypatch, case):
-    make, shape = LAYERS[case]
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal(shape).astype(np.float32)
-    layer = make()
-    grad = rng.standard_normal(layer.forward(x).shape).astype(np.float32)
+    run = layer_case(*LAYER_CASES[case])
+    numpy32 = get_backend("numpy", dtype=np.float32)
     monkeypatch.setattr(conv_module, "_MIN_CHUNK_COLUMNS", 1)   # several chunks at these sizes
     workers(1)
-    one = run_layer(layer, x, grad)
+    one = run(numpy32)
     workers(2)
-    two = run_layer(layer, x, grad)
+    two = run(numpy32)
     for key in one:
         # Elementwise work and per-feature statistics are the same operations on slices; a
         # convolution multiplies other chunks and sums its weight gradient per worker first:
@@ -165,9 +150,9 @@ def test_two_workers_compute_what_one_computes(workers, monkeypatch, case):
         assert err < 1e-5, (key, err)
 
 
-@pytest.mark.parametrize("case", ["conv_k4s2p1", "convT_k4s2p1", "batchnorm_images", "leaky_relu"])
+@pytest.mark.parametrize("case", ["conv_k4s2p1", "convT_k4s2p1", "batchnorm_images_train", "leaky_relu"])
 def test_gradients_match_central_differences_with_two_workers(workers, monkeypatch, case):
-    make, shape = LAYERS[case]
+    make, shape, _ = LAYER_CASES[case]
     monkeypatch.setattr(conv_module, "_MIN_CHUNK_COLUMNS", 1)
     workers(2)
     layer = make().astype(np.float64)

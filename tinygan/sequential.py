@@ -11,17 +11,22 @@ from .io import load_npz, save_npz_atomic
 
 
 @contextmanager
-def frozen(model):
-    """Freeze ``model`` (anything with a ``trainable`` switch) for a with-block, then restore it.
-
-    Inside, the model still passes input gradients but computes no parameter gradients, and its
-    BatchNorm layers leave their running averages alone even in training mode."""
+def trainable_set(model, trainable: bool):
+    """Set ``model.trainable`` (anything with that switch) for a with-block, then restore it."""
     was = model.trainable
-    model.trainable = False
+    model.trainable = trainable
     try:
         yield model
     finally:
         model.trainable = was
+
+
+def frozen(model):
+    """Freeze ``model`` for a with-block, then restore it.
+
+    Inside, the model still passes input gradients but computes no parameter gradients, and its
+    BatchNorm layers leave their running averages alone even in training mode."""
+    return trainable_set(model, False)
 
 
 class Sequential:

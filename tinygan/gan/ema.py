@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import copy
 
+from ..sequential import trainable_set
+
 
 class GeneratorEMA:
     def __init__(self, generator, decay: float = 0.999, start_step: int = 0):
@@ -44,17 +46,16 @@ class GeneratorEMA:
         """
         norms = [layer for layer in self.model.layers if "running_mean" in layer.buffers]
         momenta = [layer.momentum for layer in norms]
-        was_trainable = self.model.trainable
-        self.model.trainable = True                  # BatchNorm updates running stats only then
-        try:
-            for k, z in enumerate(noise_batches):
-                for layer in norms:
-                    layer.momentum = k / (k + 1)
-                self.model.forward(z, training=True)
-        finally:
-            for layer, m in zip(norms, momenta):
-                layer.momentum = m
-            self.model.trainable = was_trainable
+        # BatchNorm updates its running statistics only while trainable.
+        with trainable_set(self.model, True):
+            try:
+                for k, z in enumerate(noise_batches):
+                    for layer in norms:
+                        layer.momentum = k / (k + 1)
+                    self.model.forward(z, training=True)
+            finally:
+                for layer, m in zip(norms, momenta):
+                    layer.momentum = m
 
     def state_dict(self) -> dict:
         return {"weights": self.model.state_dict(), "updates": self.updates}

@@ -126,8 +126,7 @@ class Conv2D(Layer):
 
         def work(chunks):
             dw = None
-            for i in chunks:
-                s, cols_t = self.chunks[i], self.cols_t[i]
+            for s, cols_t in chunks:
                 dy = _nchw_to_cm(grad[s])                                   # (C_out, n*Ho*Wo)
                 if self.trainable:
                     # dW = dy @ cols_t.T, summed over chunks (this worker's share; the caller
@@ -137,7 +136,7 @@ class Conv2D(Layer):
                          out=dx[s])
             return dw
 
-        partial_dws = map_parts(work, range(len(self.chunks)), xp)
+        partial_dws = map_parts(work, list(zip(self.chunks, self.cols_t)), xp)
         if self.trainable:
             _sum_into(self.grads["W"].reshape(w2.shape), partial_dws)
         if self.trainable and "b" in self.params:
