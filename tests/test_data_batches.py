@@ -6,6 +6,7 @@ import pytest
 
 from tinygan.backend import get_backend
 from tinygan.data import FaceDataset, Minibatches
+from tinygan.errors import DataError
 
 
 def _ids_dataset(n=23, size=4):
@@ -77,7 +78,8 @@ def test_resume_with_for_loops_finishes_the_interrupted_epoch():
     resumed = Minibatches(ds, 5, seed=1)
     resumed.load_state_dict(mb.state_dict())
     rest = [_ids(x) for x in resumed]
-    assert len(rest) == 3 and sorted(sum(seen + rest, [])) == sorted(sum(_take(Minibatches(ds, 5, seed=1), 4), []))
+    first_epoch = sum(_take(Minibatches(ds, 5, seed=1), 4), [])
+    assert len(rest) == 3 and sorted(sum(seen + rest, [])) == sorted(first_epoch)
 
 
 def test_load_state_dict_rejects_other_settings():
@@ -116,10 +118,24 @@ def test_arrays_uint8_are_scaled_and_floats_pass_through():
     np.testing.assert_array_equal(mb2.next_batch(), f[idx])
 
 
-def test_batch_larger_than_dataset_is_an_error_with_drop_last():
-    """drop_last=True with fewer samples than one batch would serve nothing: refused."""
-    with pytest.raises(ValueError, match="cannot fill one batch"):
+def test_batch_larger_than_dataset_is_a_data_error_naming_both_numbers():
+    """drop_last=True with fewer samples than one batch would serve nothing: a DataError naming the
+    batch size and the sample count (the CLI prints it as one error line)."""
+    with pytest.raises(DataError, match=r"batch of 5 is larger than the 3 samples.*at most 3"):
         Minibatches(_ids_dataset(n=3), 5)
+
+
+def test_empty_dataset_is_a_data_error():
+    """No samples at all (e.g. everything held out) is named as such, not as a batch-size problem."""
+    with pytest.raises(DataError, match="no samples"):
+        Minibatches(_ids_dataset(n=3).subset([]), 1)
+
+
+def test_split_holding_out_more_than_the_dataset_names_both_numbers():
+    """split(60) of 50 images: a DataError (still a ValueError) naming 60 and 50."""
+    with pytest.raises(DataError, match=r"cannot hold out 60 of the 50 images"):
+        _ids_dataset(n=50).split(60)
+    assert issubclass(DataError, ValueError)
 
 
 def test_split_is_disjoint_complete_and_deterministic():

@@ -15,6 +15,7 @@ from PIL import Image
 
 from tinygan.data import CELEBA_CROP, find_source, load_celeba, load_faces, parse_attributes
 from tinygan.data.celeba import crop_box
+from tinygan.errors import DataError
 
 
 def _celeba_root():
@@ -86,6 +87,14 @@ def test_attr_parser_skips_and_counts_malformed_lines(tmp_path):
     assert (t.announced, t.present, t.malformed, t.duplicates) == (10, 3, 2, 1)
     np.testing.assert_array_equal(t.values[t.row_of["000001"]], [-1, 1, 1])
     assert "line 6" in t.malformed_examples[0]
+
+
+def test_attr_parser_accepts_crlf_and_a_byte_order_mark(tmp_path):
+    """A file saved by a Windows editor (BOM, CRLF line ends) parses like the original."""
+    f = tmp_path / "list_attr_celeba.txt"
+    f.write_bytes(b"\xef\xbb\xbf2\r\nSmiling Young\r\n000001.jpg 1 -1\r\n000002.jpg -1 1\r\n")
+    t = parse_attributes(f)
+    assert (t.announced, t.names, t.present) == (2, ["Smiling", "Young"], 2)
 
 
 def test_attr_parser_reads_csv_variant(tmp_path):
@@ -223,7 +232,7 @@ def test_images_without_attribute_rows_are_counted_and_dropped_when_filtering(tm
 @needs_celeba
 def test_unknown_attribute_name_lists_valid_names(tmp_path):
     """A misspelt attribute fails before decoding, naming the valid attributes."""
-    with pytest.raises(KeyError, match="Yuong.*valid names: 5_o_Clock_Shadow.*Young"):
+    with pytest.raises(DataError, match="Yuong.*valid names: 5_o_Clock_Shadow.*Young"):
         load_celeba(CELEBA, 16, require={"Yuong": True}, cache_dir=tmp_path, progress=False)
 
 
@@ -247,16 +256,17 @@ def test_any_folder_is_searched_recursively_in_sorted_order(tmp_path):
 
 
 def test_missing_path_error_names_path_and_what_was_expected(tmp_path):
-    """A path that does not exist: FileNotFoundError naming it and the accepted sources."""
-    with pytest.raises(FileNotFoundError, match=r"nowhere.*does not exist.*img_align_celeba"):
+    """A path that does not exist: DataError naming it and the accepted sources."""
+    with pytest.raises(DataError, match=r"nowhere.*does not exist.*img_align_celeba"):
         load_faces(tmp_path / "nowhere")
 
 
 def test_folder_without_images_error_names_path(tmp_path):
-    """An existing folder with no images: FileNotFoundError saying it holds no images."""
+    """An existing folder with no images: DataError saying which images it looked for, and where."""
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty/readme.txt").write_text("x")
-    with pytest.raises(FileNotFoundError, match=r"empty.*holds no images"):
+    with pytest.raises(DataError, match=r"no \.jpg/\.jpeg/\.png images in .*empty.*"
+                                        r"expected a folder of face images"):
         find_source(tmp_path / "empty")
 
 

@@ -56,7 +56,8 @@ def test_explore_embedded_saves_grid_and_chart(tmp_path):
 
 def _celeba_root():
     """$TINYGAN_CELEBA or ../shared/data/celeba-10k, whichever holds img_align_celeba/ first."""
-    for c in (os.environ.get("TINYGAN_CELEBA"), Path(__file__).resolve().parents[1].parent / "shared/data/celeba-10k"):
+    shared = Path(__file__).resolve().parents[1].parent / "shared/data/celeba-10k"
+    for c in (os.environ.get("TINYGAN_CELEBA"), shared):
         if c and (Path(c) / "img_align_celeba").is_dir() and (Path(c) / "list_attr_celeba.txt").is_file():
             return Path(c)
     return None
@@ -65,7 +66,8 @@ def _celeba_root():
 CELEBA = _celeba_root()
 
 
-@pytest.mark.skipif(CELEBA is None, reason="shared CelebA sample not found (../shared/data/celeba-10k or $TINYGAN_CELEBA)")
+@pytest.mark.skipif(CELEBA is None,
+                    reason="shared CelebA sample not found (../shared/data/celeba-10k or $TINYGAN_CELEBA)")
 def test_explore_celeba_reports_truncated_attribute_file(tmp_path):
     """On the shared sample explore prints the size distribution and flags the truncated attribute file."""
     lines = []
@@ -74,3 +76,17 @@ def test_explore_celeba_reports_truncated_attribute_file(tmp_path):
     text = "\n".join(lines)
     assert "TRUNCATED, 182599 rows missing" in text and "89x109: 30" in text
     assert len(res["file_frequencies"]) == 40
+
+
+@pytest.mark.parametrize("argv, phrase", [
+    (["{tmp}/nowhere"], "does not exist"),
+    (["{tmp}", "--limit", "0"], "--limit must be a positive number"),
+])
+def test_explore_command_reports_user_errors_in_one_line(tmp_path, capsys, argv, phrase):
+    """python -m tinygan.data.explore with a bad path or flag: exits non-zero with one 'error:' line or
+    argparse's usage error, no traceback."""
+    from tinygan.data.explore import main
+    with pytest.raises(SystemExit) as info:
+        main([a.format(tmp=tmp_path) for a in argv] + ["--out", str(tmp_path / "out"), "--no-progress"])
+    message = str(info.value.code) + capsys.readouterr().err
+    assert info.value.code not in (0, None) and phrase in message and "Traceback" not in message

@@ -14,21 +14,29 @@ starts in about a second whatever the dataset size.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from tinygan.data.batches import FaceDataset, Minibatches, ScaledImages
 from tinygan.data.cache import cache_dir
-from tinygan.data.celeba import (CELEBA_CROP, AttributeTable, find_source, load_celeba,
-                                 parse_attributes, preprocess_image)
-from tinygan.data.procedural import DEFAULT_N, embedded_faces, draw_face
+from tinygan.data.celeba import (
+    CELEBA_CROP,
+    AttributeTable,
+    ImageFileError,
+    find_source,
+    load_celeba,
+    parse_attributes,
+    preprocess_image,
+)
+from tinygan.data.procedural import DEFAULT_N, draw_face, embedded_faces
+from tinygan.errors import DataError, DataWarning
 from tinygan.images import save_image_grid
 
 EMBEDDED_NAMES = ("embedded", "procedural")
 
 __all__ = ["load_faces", "load_celeba", "embedded_faces", "FaceDataset", "Minibatches", "ScaledImages",
            "parse_attributes", "AttributeTable", "find_source", "preprocess_image", "draw_face",
-           "save_image_grid", "cache_dir", "CELEBA_CROP"]
+           "save_image_grid", "cache_dir", "CELEBA_CROP", "DataError", "DataWarning", "ImageFileError"]
 
 
 def load_faces(source=None, image_size=64, *, n: int | None = None, seed: int = 0,
@@ -41,9 +49,11 @@ def load_faces(source=None, image_size=64, *, n: int | None = None, seed: int = 
                                  (``crop``, ``attr_file``, ``workers``, ``resample`` pass through)
 
     ``require`` filters by attribute (CelebA attributes, or the embedded set's synthetic ones);
-    ``limit`` keeps the first ``limit`` images.  Raises FileNotFoundError naming the path when it
-    does not exist or holds no images.
+    ``limit`` keeps the first ``limit`` images.  Raises :class:`~tinygan.errors.DataError` naming
+    the path (or the setting) and what was expected when the data cannot be used as given.
     """
+    if limit is not None and (isinstance(limit, bool) or int(limit) < 1):
+        raise DataError(f"limit must be a positive number of images (or None for all), got {limit!r}")
     if source is None or (isinstance(source, str) and source in EMBEDDED_NAMES):
         if celeba_kwargs:
             raise TypeError(f"load_faces: options {sorted(celeba_kwargs)} only apply to image folders, "
@@ -53,7 +63,16 @@ def load_faces(source=None, image_size=64, *, n: int | None = None, seed: int = 
                             use_cache=use_cache, progress=progress)
         if limit is not None and limit < len(ds):
             ds = ds.subset(range(limit))
-        return ds.filter(require) if require else ds
+        if require:
+            unknown = [a for a in require if a not in ds.attr_names]
+            if unknown:
+                raise DataError(f"unknown attribute name(s) {unknown} for the embedded faces; valid names: "
+                                f"{', '.join(ds.attr_names)}")
+            ds = ds.filter(require)
+            if len(ds) == 0:
+                raise DataError(f"none of the {count} embedded faces match the attribute filter "
+                                f"{dict(require)}")
+        return ds
     if n is not None:
         raise TypeError("load_faces: n= sets the size of the embedded dataset; use limit= for a folder")
     return load_celeba(Path(source), image_size, require=require, limit=limit, cache_dir=cache_dir,

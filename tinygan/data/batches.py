@@ -8,11 +8,12 @@ cache, and on a GPU backend the batch crosses the PCIe bus as uint8 and is scale
 from __future__ import annotations
 
 import copy
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
 from tinygan.backend import Backend, get_backend
+from tinygan.errors import DataError
 
 # uint8 -> [-1, 1]: x / 127.5 - 1 maps 0 -> -1 and 255 -> +1 exactly.
 _SCALE = 1.0 / 127.5
@@ -153,7 +154,7 @@ class FaceDataset:
         return uint8_to_float(raw, backend)
 
     # -- subsets -------------------------------------------------------------------------------
-    def subset(self, indices, name: str | None = None) -> "FaceDataset":
+    def subset(self, indices, name: str | None = None) -> FaceDataset:
         """A dataset of the samples at ``indices`` (sharing storage; no pixel copy)."""
         idx = np.asarray(indices, dtype=np.int64)
         rows = idx if self._rows is None else self._rows[idx]
@@ -162,19 +163,20 @@ class FaceDataset:
                            None if self.attributes is None else self.attributes[idx],
                            self.attr_names, report, name or self.name, rows=rows)
 
-    def split(self, n_holdout: int, seed: int = 0) -> tuple["FaceDataset", "FaceDataset"]:
+    def split(self, n_holdout: int, seed: int = 0) -> tuple[FaceDataset, FaceDataset]:
         """(train, holdout): ``n_holdout`` samples drawn at random (seeded), the rest for training.
 
         Both keep ascending source order internally, so the same seed always gives the same split.
         """
         n = len(self)
         if not 0 <= n_holdout <= n:
-            raise ValueError(f"split: n_holdout={n_holdout} must be between 0 and the dataset size {n}")
+            raise DataError(f"cannot hold out {n_holdout} of the {n} images of {self.name!r}: the held-out "
+                            f"count must be between 0 and {n}")
         perm = np.random.default_rng(seed).permutation(n)
         hold, train = np.sort(perm[:n_holdout]), np.sort(perm[n_holdout:])
         return (self.subset(train, f"{self.name}[train]"), self.subset(hold, f"{self.name}[holdout]"))
 
-    def filter(self, require: Mapping[str, bool]) -> "FaceDataset":
+    def filter(self, require: Mapping[str, bool]) -> FaceDataset:
         """Keep samples whose attributes equal ``require`` (e.g. ``{"Young": False}``).
 
         Samples without an attribute row are dropped, as in the loaders.
@@ -201,6 +203,8 @@ class FaceDataset:
                          f"malformed lines skipped")
             lines.append(f"  images with attribute rows: {r.get('images_with_attrs')}, "
                          f"without: {r.get('images_without_attrs')}")
+        elif r.get("attr_file_problem"):
+            lines.append(f"  attributes: none, the attribute file was ignored: {r['attr_file_problem']}")
         elif "source" in r and r.get("source_kind") != "procedural":
             lines.append("  attributes: none (no list_attr_celeba.txt found or given)")
         if r.get("filter"):
@@ -211,6 +215,13 @@ class FaceDataset:
             lines.append(f"  limit: first {r['limit']} of the selected files")
         if r.get("skipped"):
             lines.append(f"  skipped {r['skipped']} unreadable files, e.g. {r.get('skipped_examples')}")
+        if r.get("duplicate_paths"):
+            lines.append(f"  {r['duplicate_paths']} files reached again through links were loaded once")
+        if r.get("upscaled"):
+            n_loaded = r.get("images", len(self))
+            examples = f", e.g. {r.get('upscaled_examples', [])[:3]}" if r["upscaled"] < n_loaded else ""
+            lines.append(f"  upscaled {r['upscaled']} of {n_loaded} images: their crop (smallest "
+                         f"{r.get('smallest_crop')}) is smaller than {h}x{w}{examples}")
         if "cache_path" in r:
             how = "cache hit" if r.get("cache_hit") else f"built, decoded {r.get('decoded_this_call')} files"
             lines.append(f"  cache: {r['cache_path']} ({how})")
@@ -242,10 +253,12 @@ class Minibatches:
         self.n = len(data)
         self.batch_size = int(batch_size)
         if self.batch_size < 1:
-            raise ValueError(f"Minibatches: batch_size must be >= 1, got {batch_size}")
+            raise DataError(f"Minibatches: batch size must be >= 1, got {batch_size}")
+        if self.n == 0:
+            raise DataError("Minibatches: no samples to draw batches from (the training set is empty)")
         if drop_last and self.n < self.batch_size:
-            raise ValueError(f"Minibatches: {self.n} samples cannot fill one batch of {self.batch_size} "
-                             f"with drop_last=True; use a smaller batch or drop_last=False")
+            raise DataError(f"Minibatches: a batch of {self.batch_size} is larger than the {self.n} samples "
+                            f"to draw from; use a batch size of at most {self.n}, or more data")
         self.backend = _as_backend(backend)
         self.drop_last, self.shuffle, self.seed = drop_last, shuffle, seed
         if isinstance(labels, str):

@@ -10,10 +10,12 @@ attribute file's announced/present row counts, which exposes a truncated file), 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
+from tinygan.errors import DataError
 from tinygan.images import save_image_grid
 
 
@@ -77,7 +79,8 @@ def explore(source=None, out_dir="explore_out", image_size: int = 64, limit: int
         for name in list(freqs)[:top]:
             print_fn(f"  {name:<22} {freqs[name]:6.1%}")
         file_freqs = {}
-        print_fn("\nall attributes" + (", loaded images vs the whole attribute file:" if r.get("attr_file") else ":"))
+        vs_file = ", loaded images vs the whole attribute file:" if r.get("attr_file") else ":"
+        print_fn("\nall attributes" + vs_file)
         if r.get("attr_file"):
             table = parse_attributes(r["attr_file"])
             file_freqs = attribute_frequencies(table.values, table.names)
@@ -105,10 +108,22 @@ def main(argv=None) -> None:
     p.add_argument("--out", default="explore_out", help="folder for samples.png and attributes.png")
     p.add_argument("--size", type=int, default=64, help="preprocessed image size (default 64)")
     p.add_argument("--limit", type=int, default=None, help="load only the first N images")
-    p.add_argument("--cache-dir", default=None, help="cache folder (default $TINYGAN_CACHE or ~/.cache/tinygan)")
+    p.add_argument("--cache-dir", default=None,
+                   help="cache folder (default $TINYGAN_CACHE or ~/.cache/tinygan)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     a = p.parse_args(argv)
-    explore(a.path, a.out, a.size, a.limit, cache_dir=a.cache_dir, progress=not a.no_progress)
+    if a.size < 1:
+        p.error(f"--size must be a positive number of pixels, got {a.size}")
+    if a.limit is not None and a.limit < 1:
+        p.error(f"--limit must be a positive number of images, got {a.limit}")
+    try:
+        explore(a.path, a.out, a.size, a.limit, cache_dir=a.cache_dir, progress=not a.no_progress)
+    except DataError as e:  # a problem with the user's data: one line, no traceback
+        sys.exit(f"error: {e}")
+    except OSError as e:    # --out not writable, a file where the folder should be, ...
+        sys.exit(f"error: {e.filename or a.out}: {e.strerror or e} (--out must be a writable folder)")
+    except KeyboardInterrupt:
+        sys.exit("interrupted")
 
 
 if __name__ == "__main__":

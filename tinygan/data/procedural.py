@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from tinygan.data import cache as _cache
 from tinygan.data.batches import FaceDataset
 from tinygan.data.celeba import image_hw
+from tinygan.errors import DataError
 
 DEFAULT_N = 5000
 PROCEDURAL_VERSION = 1  # bump when the drawing changes, so cached faces are redrawn
@@ -161,7 +162,8 @@ def draw_face(seed, image_size=64, supersample: int | None = None):
         if style == "side":  # swept fringe falling to one side
             s = r.choice((-1, 1))
             d.polygon([(X(cx - s * rx * 0.9), Y(hairline - ry * 0.05)), (X(cx + s * rx * 0.2), Y(top + 0.02)),
-                       (X(cx + s * rx * 1.05), Y(hairline + ry * 0.12)), (X(cx + s * rx * 0.6), Y(hairline - ry * 0.02))],
+                       (X(cx + s * rx * 1.05), Y(hairline + ry * 0.12)),
+                       (X(cx + s * rx * 0.6), Y(hairline - ry * 0.02))],
                       fill=hair)
         if style in ("long", "bob"):  # strands framing the cheeks
             for side in (-1, 1):
@@ -186,17 +188,19 @@ def draw_face(seed, image_size=64, supersample: int | None = None):
         ir = ery * 0.95
         ell(ex + gaze, ey, ir * ch / cw, ir, fill=iris)
         ell(ex + gaze, ey, ir * 0.5 * ch / cw, ir * 0.5, fill=(12, 10, 10))
-        ell(ex + gaze + ir * 0.3 * ch / cw, ey - ir * 0.35, ir * 0.18 * ch / cw, ir * 0.18, fill=(255, 255, 255))
+        ell(ex + gaze + ir * 0.3 * ch / cw, ey - ir * 0.35, ir * 0.18 * ch / cw, ir * 0.18,
+            fill=(255, 255, 255))
         d.arc((X(ex - erx), Y(ey - ery), X(ex + erx), Y(ey + ery)), 190, 350, fill=(35, 25, 22), width=lw)
         bx, by = ex, ey - brow_lift
         d.line([(X(bx - side * erx * 1.1), Y(by + brow_slant)), (X(bx), Y(by - ry * 0.02)),
-                (X(bx + side * erx * 1.15), Y(by + ry * 0.03))], fill=brow_col, width=lw + ss // 2, joint="curve")
+                (X(bx + side * erx * 1.15), Y(by + ry * 0.03))],
+               fill=brow_col, width=lw + ss // 2, joint="curve")
 
     # --- nose -----------------------------------------------------------------------------
     nx, ny = at(0, ry * r.uniform(0.18, 0.26), depth=1.4)
     nose_col = _shade(skin, 0.78)
-    d.line([(X(nx + rx * 0.04), Y(cy + eye_dy + ry * 0.05)), (X(nx + rx * 0.07), Y(ny))], fill=_shade(skin, 0.9),
-           width=lw)
+    d.line([(X(nx + rx * 0.04), Y(cy + eye_dy + ry * 0.05)), (X(nx + rx * 0.07), Y(ny))],
+           fill=_shade(skin, 0.9), width=lw)
     ell(nx, ny + ry * 0.01, rx * 0.12, ry * 0.05, fill=_shade(skin, 0.92))
     for side in (-1, 1):
         ell(nx + side * rx * 0.065, ny + ry * 0.03, rx * 0.035, ry * 0.018, fill=nose_col)
@@ -212,7 +216,8 @@ def draw_face(seed, image_size=64, supersample: int | None = None):
     lip = _mix(skin, _jitter((185, 70, 75), r, 20), r.uniform(0.35, 0.75))
     if mustache:
         d.polygon([(X(mx - mw * 1.05), Y(my + ry * 0.02)), (X(mx), Y(my - ry * 0.1)),
-                   (X(mx + mw * 1.05), Y(my + ry * 0.02)), (X(mx), Y(my - ry * 0.04))], fill=_shade(hair, 0.9))
+                   (X(mx + mw * 1.05), Y(my + ry * 0.02)), (X(mx), Y(my - ry * 0.04))],
+                  fill=_shade(hair, 0.9))
 
     # --- mouth --------------------------------------------------------------------------------
     if mouth_kind == "neutral":
@@ -247,7 +252,8 @@ def draw_face(seed, image_size=64, supersample: int | None = None):
 
     out = img.reduce(ss)  # box filter over ss x ss blocks: the anti-aliasing step
     attrs = {"Bangs": bangs, "Black_Hair": hair_attr == "Black_Hair", "Blond_Hair": hair_attr == "Blond_Hair",
-             "Brown_Hair": hair_attr == "Brown_Hair", "Eyeglasses": glasses, "Gray_Hair": hair_attr == "Gray_Hair",
+             "Brown_Hair": hair_attr == "Brown_Hair", "Eyeglasses": glasses,
+             "Gray_Hair": hair_attr == "Gray_Hair",
              "Mouth_Slightly_Open": mouth_kind == "open", "Mustache": mustache, "No_Beard": not beard,
              "Smiling": mouth_kind != "neutral", "Wavy_Hair": curly}
     return out, attrs
@@ -266,7 +272,8 @@ def _draw_into(out, attrs, seed, start, image_size, supersample, progress):
 
 
 def embedded_faces(n: int = DEFAULT_N, image_size=64, seed: int = 0, *, cache_dir=None,
-                   use_cache: bool = True, progress: bool = True, supersample: int | None = None) -> FaceDataset:
+                   use_cache: bool = True, progress: bool = True,
+                   supersample: int | None = None) -> FaceDataset:
     """``n`` procedural faces as a :class:`FaceDataset` (uint8 storage, synthetic attributes).
 
     Deterministic in (n, image_size, seed, supersample); cached like real data, so a second
@@ -274,7 +281,7 @@ def embedded_faces(n: int = DEFAULT_N, image_size=64, seed: int = 0, *, cache_di
     """
     n = int(n)
     if n < 1:
-        raise ValueError(f"embedded_faces: n must be >= 1, got {n}")
+        raise DataError(f"embedded_faces: the number of faces must be >= 1, got {n}")
     h, w = image_hw(image_size)
     t0 = time.perf_counter()
     report = {"source": "embedded procedural faces", "source_kind": "procedural", "files_found": n,
@@ -294,7 +301,7 @@ def embedded_faces(n: int = DEFAULT_N, image_size=64, seed: int = 0, *, cache_di
             "seed": seed, "supersample": supersample}
     directory = _cache.cache_dir(cache_dir)
     stem = f"embedded-{h}x{w}-n{n}-{_cache.cache_key(spec)}"
-    entry = _cache.load_entry(directory, stem)
+    entry = _cache.load_entry(directory, stem, (3, h, w))
     hit = entry is not None
     if not hit:
         attrs = np.empty((n, len(ATTR_NAMES)), dtype=np.int8)
