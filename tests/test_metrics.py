@@ -10,14 +10,21 @@ import re
 
 import numpy as np
 import pytest
+from cupy_standin import counting
 
 from tinygan.backend import get_array_module, to_numpy
 from tinygan.errors import ShapeError
-from tinygan.metrics import (SWDResult, discriminator_accuracy, extract_patches, laplacian_pyramid,
-                             normalize_descriptors, reconstruct_laplacian_pyramid, sliced_wasserstein,
-                             sliced_wasserstein_distance)
+from tinygan.metrics import (
+    SWDResult,
+    discriminator_accuracy,
+    extract_patches,
+    laplacian_pyramid,
+    normalize_descriptors,
+    reconstruct_laplacian_pyramid,
+    sliced_wasserstein,
+    sliced_wasserstein_distance,
+)
 from tinygan.metrics.swd import pyramid_down, pyramid_up
-
 
 # --- helpers ----------------------------------------------------------------------------------
 
@@ -139,7 +146,8 @@ def test_sliced_wasserstein_subsamples_the_larger_set():
     # 2 / pi.  With 20,000 directions the estimate's std is ~0.3 / sqrt(20000) = 0.002; tol 0.01.
     b = np.tile([[1.0, 0.0]], (4, 1))
     for n_a in (6, 3):
-        assert sliced_wasserstein(np.zeros((n_a, 2)), b, 20000, 1, rng=5) == pytest.approx(2 / np.pi, abs=0.01)
+        distance = sliced_wasserstein(np.zeros((n_a, 2)), b, 20000, 1, rng=5)
+        assert distance == pytest.approx(2 / np.pi, abs=0.01)
 
 
 # --- the full metric --------------------------------------------------------------------------
@@ -219,6 +227,22 @@ def test_same_value_on_every_backend(xp):
         for res in ref.per_level:
             assert got.per_level[res] == pytest.approx(ref.per_level[res], rel=1e-4)
         assert isinstance(got.mean, float)
+
+
+def test_device_sets_are_compared_with_no_copy_to_the_device_per_batch(cupy_standin):
+    # What must cross to the device (counted by the CuPy stand-in): per set and pyramid level the
+    # patch corners, 2 int32 per patch; per level and repeat the projection directions, 128 x 147
+    # float32.  Nothing per batch: the patch gather builds its index on the device (it used to
+    # copy a host int64 index of 147 entries per patch for every batch and level).
+    n, per, levels = 16, 32, 3
+    a = cupy_standin.asarray(smooth_images(n, 64, seed=1))
+    b = cupy_standin.asarray(smooth_images(n, 64, seed=2))
+    corners, directions = 2 * levels * (n * per * 2 * 4), levels * 4 * (128 * 147 * 4)
+    for batch_size in (4, 16):
+        with counting() as c:
+            sliced_wasserstein_distance(a, b, descriptors_per_image=per, batch_size=batch_size)
+        assert c.h2d == 2 * levels + levels * 4
+        assert c.h2d_bytes == corners + directions
 
 
 def test_float64_input_agrees_with_float32():
@@ -322,7 +346,8 @@ def test_accuracy_in_training_mode_uses_batch_statistics_and_leaves_the_judge_un
     # One value per image (1x1 pixel, one channel).  With batch statistics BN maps each batch to
     # mean 0, so exactly half of these 8 evenly spread values land >= 0 and are called real; with
     # the initial running statistics (mean 0, var 1) every +5 image stays real and every -5 fake.
-    real = np.full((8, 1, 1, 1), 5.0, np.float32) + np.linspace(-1, 1, 8, dtype=np.float32).reshape(8, 1, 1, 1)
+    spread = np.linspace(-1, 1, 8, dtype=np.float32).reshape(8, 1, 1, 1)
+    real = np.full((8, 1, 1, 1), 5.0, np.float32) + spread
     D = Sequential([BatchNorm(1), Flatten()], name="bn_judge")
     before = D.state_dict()
     eval_acc = discriminator_accuracy(D, real, -real, training=False)

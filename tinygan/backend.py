@@ -13,27 +13,74 @@ from types import ModuleType
 import numpy as np
 
 BACKEND_NAMES = ("numpy", "cupy", "auto")
-_INSTALL_HINT = ("install the GPU extra with `pip install -e .[gpu]` (cupy-cuda12x) "
-                 "on a machine with an NVIDIA GPU and CUDA 12 drivers")
+_INSTALL_HINT = ('install the GPU extra on a machine with an NVIDIA GPU and its driver: '
+                 '`pip install -e ".[gpu]"` (cupy-cuda12x, CuPy 13 or 14). CuPy 13 needs the CUDA 12 '
+                 'toolkit on the machine; CuPy 14 can bring the toolkit pieces it uses (NVRTC to compile '
+                 'kernels, cuBLAS) from PyPI: `pip install "cupy-cuda12x[ctk]>=14"`')
 
 
 class BackendUnavailableError(RuntimeError):
     """Raised when the CuPy backend is asked for but cannot run here."""
 
 
-def _cupy_or_none() -> ModuleType | None:
-    """CuPy if it imports and sees at least one GPU, else None."""
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
+
+
+def _gpu_errors(cupy) -> tuple:
+    """What a CUDA stack that cannot run raises: no driver or GPU (CUDARuntimeError, a
+    RuntimeError), a missing library such as NVRTC or cuBLAS (ImportError, OSError, RuntimeError),
+    a kernel that does not compile (CompileException), no memory.  Anything else is a bug and
+    propagates."""
+    errors = [ImportError, OSError, RuntimeError, MemoryError]
+    compile_error = getattr(getattr(getattr(cupy, "cuda", None), "compiler", None), "CompileException", None)
+    if isinstance(compile_error, type) and issubclass(compile_error, BaseException):
+        errors.append(compile_error)
+    return tuple(errors)
+
+
+def _probe(cupy) -> str | None:
+    """None if ``cupy`` computes here, else why not.  A GPU being visible is not enough: a driver
+    without the CUDA toolkit passes getDeviceCount() and then fails on the first kernel, so this
+    runs one elementwise kernel (compiled by NVRTC) and one matrix product (cuBLAS)."""
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return "CuPy sees no GPU (getDeviceCount() is 0)"
+        x = cupy.arange(4, dtype=cupy.float32)
+        y = x * 2 + 1
+        m = x.reshape(2, 2) @ x.reshape(2, 2)
+        got = (cupy.asnumpy(y).tolist(), cupy.asnumpy(m).tolist())
+    except _gpu_errors(cupy) as e:
+        return _first_line(e)
+    if got != ([1.0, 3.0, 5.0, 7.0], [[2.0, 3.0], [6.0, 11.0]]):
+        return f"CuPy's test computation gave wrong results {got}"
+    return None
+
+
+_probed: dict = {}       # id(cupy module) -> (module, None or why it cannot run): probe once
+
+
+def _cupy_status():
+    """(cupy, None) if CuPy imports and computes here, else (None, why not)."""
     try:
         import cupy
-        if cupy.cuda.runtime.getDeviceCount() < 1:
-            return None
-        return cupy
-    except Exception:  # ImportError, CUDARuntimeError (no driver), ...
-        return None
+    except (ImportError, OSError, RuntimeError) as e:
+        return None, f"CuPy does not import ({_first_line(e)})"
+    entry = _probed.get(id(cupy))
+    if entry is None or entry[0] is not cupy:
+        entry = _probed[id(cupy)] = (cupy, _probe(cupy))
+    return (cupy, None) if entry[1] is None else (None, entry[1])
 
 
 def cupy_available() -> bool:
-    return _cupy_or_none() is not None
+    """Whether CuPy imports here and runs a kernel and a matrix product on a GPU."""
+    return _cupy_status()[0] is not None
+
+
+def cupy_unavailable_reason() -> str | None:
+    """Why the CuPy backend cannot run here (None when it can)."""
+    return _cupy_status()[1]
 
 
 @dataclass(frozen=True)
@@ -56,7 +103,7 @@ class Backend:
         if self.name == "cupy":
             self.xp.cuda.get_current_stream().synchronize()
 
-    def with_dtype(self, dtype) -> "Backend":
+    def with_dtype(self, dtype) -> Backend:
         return Backend(self.name, self.xp, np.dtype(dtype))
 
     def __repr__(self) -> str:
@@ -64,7 +111,7 @@ class Backend:
 
 
 def get_backend(name: str | Backend = "numpy", dtype=None) -> Backend:
-    """``"numpy"``, ``"cupy"`` or ``"auto"`` (CuPy when it imports and sees a GPU, else NumPy).
+    """``"numpy"``, ``"cupy"`` or ``"auto"`` (CuPy when it imports and computes on a GPU, else NumPy).
 
     ``dtype`` defaults to float32, or to the dtype of a Backend passed in as ``name``.
     """
@@ -75,12 +122,13 @@ def get_backend(name: str | Backend = "numpy", dtype=None) -> Backend:
         raise ValueError(f"unknown backend {name!r}; expected one of {', '.join(BACKEND_NAMES)}")
     if name == "numpy":
         return Backend("numpy", np, np.dtype(dtype))
-    cp = _cupy_or_none()
+    cp, reason = _cupy_status()
     if cp is not None:
         return Backend("cupy", cp, np.dtype(dtype))
     if name == "auto":
         return Backend("numpy", np, np.dtype(dtype))
-    raise BackendUnavailableError(f"backend 'cupy' was asked for but CuPy cannot run here; {_INSTALL_HINT}")
+    raise BackendUnavailableError(f"backend 'cupy' was asked for but CuPy cannot run here: {reason}; "
+                                  f"{_INSTALL_HINT}")
 
 
 def get_array_module(*arrays) -> ModuleType:
@@ -98,6 +146,3 @@ def to_numpy(a):
         return a.get()
     return np.asarray(a)
 
-
-def backend_of(a) -> str:
-    return "cupy" if get_array_module(a) is not np else "numpy"

@@ -173,27 +173,38 @@ def extract_patches(level, n_per_image: int = 128, rng=None, patch_size: int = 7
     """Random ``patch_size`` x ``patch_size`` neighbourhoods of every image of one pyramid level.
 
     ``level`` (N, C, H, W) -> patches (N * n_per_image, C, p, p), image-major (all patches of image
-    0 first).  Positions come from ``corners`` ((N, n_per_image, 2) top-left (row, col)) or are
-    drawn from ``rng`` (a NumPy Generator or a seed) with :func:`random_patch_corners`.
+    0 first).  Positions come from ``corners`` ((N, n_per_image, 2) top-left (row, col), on the host
+    or already on the level's device) or are drawn from ``rng`` (a NumPy Generator or a seed) with
+    :func:`random_patch_corners`.
     """
     xp = get_array_module(level)
     n, c, h, w = level.shape
     if corners is None:
         corners = random_patch_corners(n, n_per_image, h, w, rng, patch_size)
-    corners = np.asarray(to_numpy(corners), dtype=np.int64)
-    if corners.shape != (n, corners.shape[1], 2):
-        raise ShapeError(f"extract_patches: expected corners shaped ({n}, n_per_image, 2), got {corners.shape}")
+    if get_array_module(corners) is not xp or not hasattr(corners, "shape"):
+        corners = xp.asarray(np.asarray(to_numpy(corners), dtype=np.int64))   # 2 values per patch
+    if corners.ndim != 3 or corners.shape[0] != n or corners.shape[2] != 2:
+        raise ShapeError(f"extract_patches: expected corners shaped ({n}, n_per_image, 2), "
+                         f"got {tuple(corners.shape)}")
     n_per_image = corners.shape[1]
-    # Flat index of element (c, i, j) of the patch at (row, col) of image k:
-    #   k*C*H*W + row*W + col  (where the patch starts, (N, n) values)
-    # + c*H*W + i*W + j        (where each element sits relative to the start, (C, p, p) values).
-    # Built on the host, like the random draws, then one gather for the whole batch.
-    start = np.arange(n).reshape(n, 1) * (c * h * w) + corners[:, :, 0] * w + corners[:, :, 1]
-    offs = np.arange(patch_size)
-    within = (np.arange(c).reshape(c, 1, 1) * (h * w) + offs.reshape(1, -1, 1) * w + offs.reshape(1, 1, -1))
-    flat = start.reshape(-1, 1) + within.reshape(1, -1)        # (N * n, C * p * p)
-    patches = xp.take(xp.ascontiguousarray(level).reshape(-1), xp.asarray(flat))
-    return patches.reshape(n * n_per_image, c, patch_size, patch_size)
+    # windows[k, i, j] is the (C, p, p) patch whose top-left corner is pixel (i, j) of image k: a
+    # strided view, no copy.  Indexing it with (image, row, col) arrays, one entry per patch, is
+    # one gather; the index arrays are 3 values per patch (a flat index per element would be
+    # C * p * p = 147, built on the host and copied over for every batch).
+    level = xp.ascontiguousarray(level)
+    sn, sc, sh, sw = level.strides
+    windows = _as_strided(xp, level, (n, h - patch_size + 1, w - patch_size + 1, c, patch_size, patch_size),
+                          (sn, sh, sw, sc, sh, sw))
+    image = xp.arange(n).reshape(n, 1)
+    return windows[image, corners[:, :, 0], corners[:, :, 1]].reshape(n * n_per_image, c, patch_size,
+                                                                      patch_size)
+
+
+def _as_strided(xp, a, shape, strides):
+    """A read-only strided view of ``a`` (CuPy's as_strided has no ``writeable`` argument)."""
+    if xp is np:
+        return np.lib.stride_tricks.as_strided(a, shape=shape, strides=strides, writeable=False)
+    return xp.lib.stride_tricks.as_strided(a, shape=shape, strides=strides)
 
 
 def normalize_descriptors(patches, eps: float = 1e-8, inplace: bool = False):
@@ -265,7 +276,7 @@ def sliced_wasserstein(a, b, n_directions: int = 128, n_repeats: int = 4, rng=No
         dirs = rng.standard_normal((n_directions, d))
         dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)    # unit vectors, (n_directions, D)
         dirs = xp.asarray(dirs.astype(dtype))
-        total = 0.0                                              # becomes a device scalar: one sync per repeat
+        total = 0.0                                   # becomes a device scalar: one sync per repeat
         for start in range(0, n_directions, block):
             theta = dirs[start:start + block]                    # (k, D)
             pa, pb = buf_a[:len(theta)], buf_b[:len(theta)]      # (k, M) each
@@ -301,7 +312,8 @@ class SWDResult:
 def _check_images(images, name: str, min_resolution: int) -> None:
     shape = tuple(images.shape)
     if len(shape) != 4:
-        raise ShapeError(f"sliced_wasserstein_distance: {name} must be (N, 3, H, W) images, got shape {shape}")
+        raise ShapeError(f"sliced_wasserstein_distance: {name} must be (N, 3, H, W) images, "
+                         f"got shape {shape}")
     n, c, h, w = shape
     if c != 3:
         raise ShapeError(f"sliced_wasserstein_distance: {name} must have 3 (RGB) channels in axis 1 "
@@ -315,8 +327,9 @@ def _check_images(images, name: str, min_resolution: int) -> None:
                          f"2 * min_resolution = {2 * min_resolution} for at least two pyramid levels")
     n_levels = len(pyramid_resolutions(h, min_resolution))
     if h % 2 ** (n_levels - 1):
-        raise ShapeError(f"sliced_wasserstein_distance: {name} of shape {shape}: its {n_levels} pyramid levels "
-                         f"down to min_resolution={min_resolution} need H, W divisible by {2 ** (n_levels - 1)}")
+        raise ShapeError(f"sliced_wasserstein_distance: {name} of shape {shape}: its {n_levels} pyramid "
+                         f"levels down to min_resolution={min_resolution} need H, W divisible by "
+                         f"{2 ** (n_levels - 1)}")
 
 
 def sliced_wasserstein_distance(images_a, images_b, descriptors_per_image: int = 128,
@@ -344,8 +357,8 @@ def sliced_wasserstein_distance(images_a, images_b, descriptors_per_image: int =
     for name, imgs in (("images_a", images_a), ("images_b", images_b)):
         _check_images(imgs, name, min_resolution)
     if tuple(images_a.shape[1:]) != tuple(images_b.shape[1:]):
-        raise ShapeError("sliced_wasserstein_distance: images_a and images_b must have the same (C, H, W), got "
-                         f"shapes {tuple(images_a.shape)} and {tuple(images_b.shape)}")
+        raise ShapeError("sliced_wasserstein_distance: images_a and images_b must have the same (C, H, W), "
+                         f"got shapes {tuple(images_a.shape)} and {tuple(images_b.shape)}")
     if min_resolution < patch_size:
         raise ValueError(f"min_resolution={min_resolution} must be at least patch_size={patch_size}")
     for arg, value in (("descriptors_per_image", descriptors_per_image), ("n_directions", n_directions),
@@ -361,8 +374,10 @@ def sliced_wasserstein_distance(images_a, images_b, descriptors_per_image: int =
         n = images.shape[0]
         # Positions for all images up front, one stream per level: independent of batch_size
         # and identical for both sets when they have the same number of images.
-        corners = [random_patch_corners(n, descriptors_per_image, res, res,
-                                        np.random.default_rng([seed, _POSITIONS, lvl]), patch_size)
+        # Copied to the device once per level: 2 small integers per patch.
+        corners = [xp.asarray(random_patch_corners(n, descriptors_per_image, res, res,
+                                                   np.random.default_rng([seed, _POSITIONS, lvl]),
+                                                   patch_size).astype(np.int32))
                    for lvl, res in enumerate(resolutions)]
         # Filled batch by batch, then normalised in place: no concatenated copy.
         per_level = [xp.empty((n * descriptors_per_image, 3, patch_size, patch_size), dtype=dtype)
