@@ -4,6 +4,7 @@
     python benchmarks/bench_dcgan.py --batch 64 128 --repeats 7
     python benchmarks/bench_dcgan.py --layers                 # where the time goes, layer by layer
     python benchmarks/bench_dcgan.py --check                  # both sides compute the same step?
+    python benchmarks/bench_dcgan.py --kernels plain          # tinygan's plain layer code, no fast passes
     python benchmarks/bench_dcgan.py --backend cupy --batch 128 512 --tf32
 
 What one iteration is (both sides, identical work).  ``--batch B`` is the *full* batch, the
@@ -45,8 +46,11 @@ Memory, measured outside the timed repetitions:
     printed beside it).  Both include the weights and optimizer state.
 
 ``--threads T`` sets the BLAS threads of NumPy (OPENBLAS/MKL/OMP_NUM_THREADS, before NumPy is
-imported), tinygan's worker threads (TINYGAN_NUM_THREADS, see tinygan/parallel.py) and
+imported), tinygan's worker threads (TINYGAN_NUM_THREADS, see tinygan/kernels/threads.py) and
 ``torch.set_num_threads(T)``; default: all cores.
+
+``--kernels plain`` runs tinygan's layers on their own plain code (``TINYGAN_KERNELS=plain``)
+instead of the fast NumPy passes of tinygan/kernels (the default, ``fast``).
 
 ``--tf32`` lets both sides use TF32 tensor cores for float32 matrix products (Ampere or newer):
 ``CUPY_TF32=1`` (read by CuPy at its first matmul; set here before CuPy is imported) and
@@ -74,12 +78,15 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, nargs="+", default=[64], help="full batch(es) B, even")
     p.add_argument("--repeats", type=int, default=5, help="timed iterations per side (median)")
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations per side first")
-    p.add_argument("--threads", type=int, default=None, help="BLAS, tinygan and torch threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="BLAS, tinygan and torch threads (default: all cores)")
     p.add_argument("--tf32", action="store_true", help="allow TF32 matrix units (GPU) on both sides")
     p.add_argument("--layers", action="store_true", help="per-layer forward/backward table instead")
     p.add_argument("--check", action="store_true", help="verify both sides compute the same step")
     p.add_argument("--no-torch", action="store_true", help="time tinygan only")
     p.add_argument("--filters", type=int, default=FILTERS, help="base filters of G and D (64)")
+    p.add_argument("--kernels", choices=("fast", "plain"), default="fast",
+                   help="tinygan's fast NumPy passes or the layers' plain code (default: fast)")
     p.add_argument("--probe-memory", choices=("tinygan", "pytorch"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if any(b < 2 or b % 2 for b in args.batch):
@@ -166,7 +173,7 @@ def probe_cpu_memory(args, side_name, batch):
     """Run ``--probe-memory`` in a fresh process: the parent's RSS holds both libraries' leftovers."""
     import subprocess
     cmd = [sys.executable, str(Path(__file__).resolve()), "--probe-memory", side_name,
-           "--batch", str(batch), "--filters", str(args.filters)]
+           "--batch", str(batch), "--filters", str(args.filters), "--kernels", args.kernels]
     if side_name == "tinygan":
         cmd.append("--no-torch")
     if args.threads:
@@ -243,7 +250,7 @@ def torch_dcgan64(nn, filters=FILTERS, latent=LATENT, channels=CHANNELS):
 def copy_weights_to_torch(tiny_model, torch_model, torch):
     """tinygan layers -> torch modules with parameters, in order (Conv/ConvTranspose W, BN)."""
     from tinygan.backend import to_numpy
-    tiny = [l for l in tiny_model.layers if l.params]
+    tiny = [layer for layer in tiny_model.layers if layer.params]
     tmods = [m for m in torch_model if any(True for _ in m.parameters(recurse=False))]
     assert len(tiny) == len(tmods), (len(tiny), len(tmods))
     with torch.no_grad():
@@ -355,7 +362,8 @@ def run_iterations(args, torch):
         sides = [("tinygan", TinyganSide(args.backend, args.filters))]
         if torch is not None:
             sides.append(("pytorch", TorchSide("cuda" if on_gpu else "cpu", args.filters, args.tf32)))
-        images = np.random.default_rng(0).uniform(-1, 1, (batch // 2, CHANNELS, SIZE, SIZE)).astype(np.float32)
+        images = np.random.default_rng(0).uniform(-1, 1, (batch // 2, CHANNELS, SIZE, SIZE))
+        images = images.astype(np.float32)
         reals = {name: side.real_batch(images) for name, side in sides}
         steps = {name: functools.partial(side.step, reals[name]) for name, side in sides}
         for _ in range(args.warmup):
@@ -396,9 +404,27 @@ def time_layer(clock, forward, backward, repeats):
     return statistics.median(fwd), statistics.median(bwd)
 
 
+def time_torch_layer(clock, tlayer, tx, tdy, warmup, repeats):
+    """Median forward and backward ms of one PyTorch module."""
+    holder = {}
+
+    def t_forward():
+        holder["y"] = tlayer(tx)
+
+    def t_backward():
+        holder["y"].backward(tdy)
+
+    for _ in range(warmup):
+        t_forward()
+        t_backward()
+    return time_layer(clock, t_forward, t_backward, repeats)
+
+
 def run_layers(args, torch):
     """Forward and backward of every layer of G and D at the shapes of a G step (batch B)."""
     import numpy as np
+
+    from tinygan import kernels
     from tinygan.backend import to_numpy
     for batch in args.batch:
         tiny = TinyganSide(args.backend, args.filters)
@@ -414,13 +440,13 @@ def run_layers(args, torch):
             torch_layers = list(torch_model) if torch_model is not None else [None] * len(tmodel.layers)
             for layer, tlayer in zip(tmodel.layers, torch_layers):
                 x_in = x
-                y = layer.forward(x_in, True)
+                y = kernels.forward(layer, x_in, True)          # as Sequential runs each layer
                 dy = tiny.backend.asarray(rng.standard_normal(y.shape))
                 for _ in range(args.warmup):
-                    layer.forward(x_in, True)
-                    layer.backward(dy)
-                f_ms, b_ms = time_layer(tiny.clock, lambda: layer.forward(x_in, True),
-                                        lambda: layer.backward(dy), args.repeats)
+                    kernels.forward(layer, x_in, True)
+                    kernels.backward(layer, dy)
+                f_ms, b_ms = time_layer(tiny.clock, functools.partial(kernels.forward, layer, x_in, True),
+                                        functools.partial(kernels.backward, layer, dy), args.repeats)
                 row = [f"{tmodel.name.split('_')[1]}.{layer.name}", type(layer).__name__,
                        "x".join(map(str, x_in.shape[1:])) + "->" + "x".join(map(str, y.shape[1:])),
                        f"{f_ms:.2f}", f"{b_ms:.2f}"]
@@ -428,22 +454,7 @@ def run_layers(args, torch):
                 if tlayer is not None:
                     tx = torch.from_numpy(to_numpy(x_in)).to(tside.device).requires_grad_(True)
                     tdy = torch.from_numpy(to_numpy(dy)).to(tside.device)
-                    holder = {}
-
-                    def t_forward():
-                        holder["y"] = tlayer(tx)
-
-                    def t_backward():
-                        holder["y"].backward(tdy)
-
-                    for _ in range(args.warmup):
-                        t_forward()
-                        t_backward()
-                    tf_ms, tb_ms = [], []
-                    for _ in range(args.repeats):
-                        tf_ms.append(tside.clock.ms(t_forward))
-                        tb_ms.append(tside.clock.ms(t_backward))
-                    tf_ms, tb_ms = statistics.median(tf_ms), statistics.median(tb_ms)
+                    tf_ms, tb_ms = time_torch_layer(tside.clock, tlayer, tx, tdy, args.warmup, args.repeats)
                     totals[2:] += (tf_ms, tb_ms)
                     ratio = (f_ms + b_ms) / (tf_ms + tb_ms) if tf_ms + tb_ms > 0 else float("nan")
                     row += [f"{tf_ms:.2f}", f"{tb_ms:.2f}", f"{ratio:.2f}"]
@@ -464,6 +475,7 @@ def run_layers(args, torch):
 def _grad_errors(tiny_model, torch_model):
     """Worst norm-wise relative difference of the parameter gradients, and of the parameters."""
     import numpy as np
+
     from tinygan.backend import to_numpy
     tparams = [p for m in torch_model for p in m.parameters(recurse=False)]
     worst_g = worst_p = 0.0
@@ -486,6 +498,7 @@ def check_one_dtype(args, torch, dtype):
     float32 rounding of near-zero gradients into weight differences of 2 lr).
     """
     import numpy as np
+
     from tinygan.backend import to_numpy
     batch = args.batch[0]
     tiny = TinyganSide(args.backend, args.filters, dtype=dtype)
@@ -494,7 +507,8 @@ def check_one_dtype(args, torch, dtype):
     copy_weights_to_torch(tiny.D, tside.D, torch)
     # The trainer's host noise generator, replayed for PyTorch: same draws in the same order.
     replay = np.random.default_rng(0)
-    tside.noise = lambda n: torch.from_numpy(replay.standard_normal((n, LATENT))).to(tside.device, tside.dtype)
+    tside.noise = lambda n: (torch.from_numpy(replay.standard_normal((n, LATENT)))
+                             .to(tside.device, tside.dtype))
     images = np.random.default_rng(1).uniform(-1, 1, (batch // 2, CHANNELS, SIZE, SIZE)).astype(np.float32)
     real_t, real_p = tiny.real_batch(images), tside.real_batch(images)
     # Losses: float32 sums in another order differ by ~1e-7 relative; 1e-4 catches any real
@@ -552,6 +566,7 @@ def run_check(args, torch):
 def main(argv=None):
     args = parse_args(argv)
     set_threads_env(args.threads)
+    os.environ["TINYGAN_KERNELS"] = args.kernels
     os.environ["CUPY_TF32"] = "1" if args.tf32 else "0"   # CuPy reads it at its first float32 matmul
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import numpy as np
@@ -570,7 +585,7 @@ def main(argv=None):
           + (f", cupy {backend.xp.__version__}" if backend.name == "cupy" else "")
           + f"); pytorch {torch.__version__ if torch is not None else 'not used'}; "
           f"threads {args.threads or os.cpu_count()}; tf32 {'on' if args.tf32 else 'off'}; "
-          f"filters {args.filters}")
+          f"filters {args.filters}; tinygan kernels {args.kernels}")
     if args.check:
         run_check(args, torch)
     elif args.layers:

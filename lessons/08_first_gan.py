@@ -1,23 +1,40 @@
-"""Lesson 8: the first GAN -- a dense GAN learns a ring of 8 Gaussians, and then collapses.
+# %% [markdown]
+# # Lesson 8: the first GAN -- a dense GAN learns a ring of 8 Gaussians, and then collapses
+#
+#     python lessons/08_first_gan.py [--quick] [--out DIR]
+#
+# The data are 2-D points from 8 Gaussian blobs on a circle (radius 2, std 0.05): small enough to
+# plot every sample, and with a count we can check -- how many of the 8 modes does the generator
+# cover?  A dense generator (2-D noise -> 2-D point) and a dense discriminator (point -> logit),
+# both from `tinygan.models.dense_gan`, are trained with `tinygan.gan.StackedGANTrainer`.  A second
+# run with the same networks but a generator that learns 50x faster than its discriminator shows
+# mode collapse: all the noise squeezed onto a thin curve that covers at most a mode at a time.
+#
+# Each part below is one function; the last cell, `main()`, runs them in order.
 
-    python lessons/08_first_gan.py [--quick] [--out DIR]
-
-The data are 2-D points from 8 Gaussian blobs on a circle (radius 2, std 0.05): small enough to
-plot every sample, and with a count we can check -- how many of the 8 modes does the generator
-cover?  A dense generator (2-D noise -> 2-D point) and a dense discriminator (point -> logit),
-both from tinygan.models.dense_gan, are trained with tinygan.gan.StackedGANTrainer.  A second
-run with the same networks but a generator that learns 50x faster than its discriminator shows
-mode collapse: all the noise squeezed onto a thin curve that covers at most a mode at a time.
-"""
+# %%
 from __future__ import annotations
 
-import _common as C  # first: sets up the path (and BLAS threads) before NumPy loads
+import sys
+
+try:
+    import _common as C  # first: sets up the path (and BLAS threads) before NumPy loads
+except ModuleNotFoundError:  # a notebook whose working directory is the repository root
+    sys.path.insert(0, "lessons")
+    import _common as C
 import numpy as np
 
 from tinygan.gan import StackedGANTrainer
 from tinygan.models import dense_discriminator, dense_generator
 from tinygan.optimizers import Adam
 
+# %% [markdown]
+# ## 1. The data, and how we count modes
+#
+# A sample is *high quality* when it lies within 3 standard deviations of its nearest centre; a
+# mode is *covered* when at least 1% of all samples are high-quality samples of that mode.
+
+# %%
 RADIUS, STD, N_MODES = 2.0, 0.05, 8
 CENTERS = RADIUS * np.stack([np.cos(np.arange(N_MODES) * 2 * np.pi / N_MODES),
                              np.sin(np.arange(N_MODES) * 2 * np.pi / N_MODES)], axis=1)
@@ -43,6 +60,34 @@ def count_modes(points, min_share=0.01):
     return int((per_mode >= min_share * len(points)).sum()), float(good.mean())
 
 
+# %% [markdown]
+# ## 2. The networks
+#
+# Two dense nets with two hidden layers of 128 units.  One training step
+# (`StackedGANTrainer.train_step`): D takes one Adam step on 64 real points (label 1) and 64
+# generated ones (label 0); then G takes one Adam step on 128 fresh samples through D, with D
+# frozen, pushing D's logit on them up (the non-saturating loss of lesson 3).  Both use
+# `Adam(lr = 1e-3, beta1 = 0.5)`.
+
+# %%
+def the_networks():
+    C.section("The networks")
+    G = dense_generator(LATENT, (2,), hidden=(128, 128), batchnorm=False, tanh_output=False)
+    D = dense_discriminator((2,), hidden=(128, 128))
+    print(G.summary())
+    print(D.summary())
+    C.say("""One training step (StackedGANTrainer.train_step): D takes one Adam step on 64 real
+             points (label 1) and 64 generated ones (label 0); then G takes one Adam step on 128
+             fresh samples through D, with D frozen.  Both use Adam(lr = 1e-3, beta1 = 0.5).""")
+
+
+# %% [markdown]
+# ## 3. Run 1: balanced learning rates
+#
+# `train` runs one GAN and renders the same 2000 noise vectors every 100 steps (so the snapshots
+# are comparable), counting the modes they cover.
+
+# %%
 def train(g_lr, d_lr, steps, snapshot_steps, seed=0, half_batch=64):
     """Train one GAN; return snapshots {step: samples}, per-100-step mode counts and the trainer."""
     G = dense_generator(LATENT, (2,), hidden=(128, 128), batchnorm=False, tanh_output=False, seed=seed)
@@ -67,39 +112,37 @@ def train(g_lr, d_lr, steps, snapshot_steps, seed=0, half_batch=64):
     return snapshots, np.array(curve), trainer
 
 
-def main(argv=None) -> dict:
-    args = C.parse_args(argv, __file__, __doc__.splitlines()[0])
-    C.title("Lesson 8: the first GAN")
-    steps = 1000 if args.quick else 3000
-    snap = [0] + [int(round(steps * f / 5)) for f in range(1, 6)]
-    snap[0] = 50 if args.quick else 100
-
-    C.section("The networks")
-    G = dense_generator(LATENT, (2,), hidden=(128, 128), batchnorm=False, tanh_output=False)
-    D = dense_discriminator((2,), hidden=(128, 128))
-    print(G.summary())
-    print(D.summary())
-    C.say("""One training step (StackedGANTrainer.train_step): D takes one Adam step on 64 real
-             points (label 1) and 64 generated ones (label 0); then G takes one Adam step on 128
-             fresh samples through D, with D frozen, pushing D's logit on them up (the
-             non-saturating loss of lesson 3).  Both use Adam(lr = 1e-3, beta1 = 0.5).""")
-
+def balanced_run(steps, snap):
+    """Run 1, and the real data's own count for comparison."""
     C.section(f"Run 1: balanced learning rates, {steps} steps")
-    good_snaps, good_curve, good_trainer = train(1e-3, 1e-3, steps, snap)
+    good_snaps, good_curve, _ = train(1e-3, 1e-3, steps, snap)
     real = sample_mixture(np.random.default_rng(7), N_EVAL)
     real_modes, real_quality = count_modes(real)
     good_modes, good_quality = count_modes(good_snaps[steps])
     C.show("real data: modes, high-quality share", f"{real_modes}/8, {real_quality:.1%}")
     C.show("generator after training", f"{good_modes}/8, {good_quality:.1%}")
+    return real, good_snaps, good_curve
 
+
+# %% [markdown]
+# ## 4. Run 2: G learns 50x faster than D -- mode collapse
+#
+# For a fixed D, G's loss is lowest when EVERY sample sits at the single point D rates most real:
+# the best reply to a fixed D is a point mass.  Nothing in G's loss rewards variety; only D can,
+# by learning that the crowded spot is fake.  If G moves much faster than D, G keeps racing
+# towards that point mass (here: a thin curve, the 2-D noise squeezed flat), D lowers its score
+# there too slowly, and G jumps on to the next favourite spot: mode collapse, the collapsed cloud
+# hopping around (Goodfellow's NIPS 2016 tutorial calls it the Helvetica scenario).
+#
+# The area the samples fill, `sqrt(det(covariance))`, is ~0 for points squeezed onto a curve.
+
+# %%
+def collapsed_run(steps, snap, real, good_snaps):
+    """Run 2 (G lr 5e-3, D lr 1e-4); its modes, and the area each point cloud fills."""
     C.section(f"Run 2: G learns 50x faster than D (G lr 5e-3, D lr 1e-4), {steps} steps")
-    C.say("""For a fixed D, G's loss is lowest when EVERY sample sits at the single point D rates
-             most real: the best reply to a fixed D is a point mass.  Nothing in G's loss rewards
-             variety; only D can, by learning that the crowded spot is fake.  If G moves much
-             faster than D, G keeps racing towards that point mass (here: a thin curve, the
-             2-D noise squeezed flat), D lowers its score there too slowly, and G jumps on to
-             the next favourite spot: mode collapse, the collapsed cloud hopping around
-             (Goodfellow's NIPS 2016 tutorial calls it the Helvetica scenario).""")
+    C.say("""The best reply to a fixed D is a point mass; only D can reward variety.  If G moves
+             much faster than D, it keeps racing towards D's favourite spot and the samples
+             collapse onto a thin curve that hops from mode to mode.""")
     bad_snaps, bad_curve, _ = train(5e-3, 1e-4, steps, snap)
     bad_modes, bad_quality = count_modes(bad_snaps[steps])
     # sqrt(det(covariance)): the area the samples fill; ~0 for points squeezed onto a curve
@@ -112,10 +155,21 @@ def main(argv=None) -> dict:
     C.say("""Cures people use: keep D at least as fast as G (here: equal learning rates), give D a
              look at the whole batch (minibatch discrimination), average G's weights (EMA), or
              change the objective (WGAN-GP, unrolled GANs).""")
+    return bad_snaps, bad_curve, area
 
+
+# %% [markdown]
+# ## 5. The figures
+#
+# The generated points over the real mixture at six moments of each run, and the mode count and
+# high-quality share every 100 steps.
+
+# %%
+def plot(args, snap, real, runs):
+    """``runs``: {name: (snapshots, curve)} for run 1 and run 2."""
     plt = C.pyplot()
     fig, axes = plt.subplots(2, len(snap), figsize=(2.6 * len(snap), 5.6), sharex=True, sharey=True)
-    for row, (name, snaps) in enumerate((("run 1: balanced", good_snaps), ("run 2: G 50x faster", bad_snaps))):
+    for row, (name, (snaps, _)) in enumerate(runs.items()):
         for col, s in enumerate(snap):
             ax = axes[row, col]
             ax.scatter(real[:500, 0], real[:500, 1], s=2, c="lightgrey")
@@ -130,7 +184,7 @@ def main(argv=None) -> dict:
     C.save_figure(fig, args.out / "samples_over_training.png")
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    for name, curve, c in (("run 1: balanced", good_curve, "C0"), ("run 2: G 50x faster", bad_curve, "C3")):
+    for (name, (_, curve)), c in zip(runs.items(), ("C0", "C3")):
         axes[0].plot(curve[:, 0], curve[:, 1], c=c, label=name)
         axes[1].plot(curve[:, 0], curve[:, 2], c=c, label=name)
     axes[0].set_ylabel("modes covered (of 8)")
@@ -140,6 +194,30 @@ def main(argv=None) -> dict:
         ax.legend()
     C.save_figure(fig, args.out / "modes_over_training.png")
 
+
+# %% [markdown]
+# ## Running the lesson
+#
+# `main(argv)` runs the parts in order and returns the numbers they computed (the tests check
+# them).  In a notebook it takes its arguments from the environment variable
+# `TINYGAN_LESSON_ARGS` (e.g. `--quick`), or call it yourself: `main(["--quick"])`.
+
+# %%
+def main(argv=None) -> dict:
+    args = C.parse_args(argv, "08_first_gan", "Lesson 8: the first GAN "
+                        "-- a dense GAN learns a ring of 8 Gaussians, and then collapses")
+    C.title("Lesson 8: the first GAN")
+    steps = 1000 if args.quick else 3000
+    snap = [0] + [int(round(steps * f / 5)) for f in range(1, 6)]
+    snap[0] = 50 if args.quick else 100
+    the_networks()
+    real, good_snaps, good_curve = balanced_run(steps, snap)
+    bad_snaps, bad_curve, area = collapsed_run(steps, snap, real, good_snaps)
+    plot(args, snap, real, {"run 1: balanced": (good_snaps, good_curve),
+                            "run 2: G 50x faster": (bad_snaps, bad_curve)})
+    real_modes, _ = count_modes(real)
+    good_modes, good_quality = count_modes(good_snaps[steps])
+    bad_modes, bad_quality = count_modes(bad_snaps[steps])
     return {"steps": steps, "real_modes": real_modes, "modes": good_modes, "quality": good_quality,
             "collapsed_modes": bad_modes, "collapsed_quality": bad_quality,
             "collapsed_max_modes": int(bad_curve[:, 1].max()), "area": area,

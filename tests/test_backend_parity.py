@@ -6,8 +6,8 @@ case on a *reference* and a *candidate* backend and measures, for every returned
 norm-wise relative difference ||cand - ref|| / ||ref||.
 
 * With a GPU: reference NumPy float32, candidate CuPy float32 -- the comparison the GPU path
-  needs (different kernels, different summation orders, and CuPy convolves the whole batch in
-  one product where NumPy works in cache-sized chunks).
+  needs (different kernels, different summation orders, and CuPy runs the layers' own
+  whole-batch code where NumPy runs the fast passes of tinygan.kernels).
 * Everywhere: reference NumPy float64, candidate NumPy float32.  That runs the very same
   comparison code on the CPU (so it cannot rot unseen), bounds float32 rounding with the same
   tolerance, and test_planted_difference_is_caught checks that it fails when it should.
@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from layer_cases import LAYER_CASES, layer_case
 
 from tinygan.backend import cupy_available, get_backend, to_numpy
 from tinygan.gan.stacked import StackedGANTrainer
-from tinygan.layers import conv as conv_module
 from tinygan.losses import binary_cross_entropy, binary_cross_entropy_with_logits, mean_squared_error
 from tinygan.models.dcgan import dcgan64_discriminator, dcgan64_generator
 from tinygan.optimizers import SGD, Adam, Nadam
-
-from layer_cases import LAYER_CASES, layer_case
 
 TOL = 1e-4
 
@@ -65,12 +63,17 @@ def compare(run, reference, candidate, tol=TOL):
 
 PAIRS = [pytest.param((("numpy", np.float64), ("numpy", np.float32)), id="numpy64-vs-numpy32"),
          pytest.param((("numpy", np.float32), ("cupy", np.float32)), id="numpy32-vs-cupy32",
-                      marks=[requires_gpu, pytest.mark.cupy])]
+                      marks=[requires_gpu, pytest.mark.cupy]),
+         pytest.param((("numpy", np.float32), ("cupy-standin", np.float32)), id="numpy32-vs-cupystandin32",
+                      marks=pytest.mark.cupy)]
 
 
 @pytest.fixture(params=PAIRS)
 def pair(request):
     (ra, da), (ca, dc) = request.param
+    if ca == "cupy-standin":               # CuPy's API and rules on NumPy (tests/cupy_standin)
+        request.getfixturevalue("cupy_standin")
+        ca = "cupy"
     return get_backend(ra, dtype=da), get_backend(ca, dtype=dc)
 
 
@@ -118,7 +121,7 @@ def dcgan_step(backend, filters=4, latent=8, batch=4):
     real = backend.asarray(np.random.default_rng(4).uniform(-1, 1, (batch // 2, 3, 64, 64)))
     stats = trainer.train_step(real)
     out = {"d_loss": stats.d_loss, "g_loss": stats.g_loss,
-           "fake": trainer.generate(trainer.backend.asarray(np.random.default_rng(5).standard_normal((2, latent))))}
+           "fake": trainer.generate(backend.asarray(np.random.default_rng(5).standard_normal((2, latent))))}
     for model in (G, D):
         for key, p, g in model.parameters():
             out[key] = p
@@ -134,7 +137,7 @@ def test_one_dcgan_training_step_agrees_across_backends(pair):
     assert {"d_loss", "g_loss", "grad g_deconv1.W", "grad d_conv1.W"} <= errors.keys()
 
 
-# -- the comparison itself, and NumPy's cache-blocked convolutions -------------------------------
+# -- the comparison itself ------------------------------------------------------------------------
 def test_planted_difference_is_caught():
     """The comparison must fail when one gradient of the candidate is wrong (here: its sign)."""
     numpy64, numpy32 = get_backend("numpy", dtype=np.float64), get_backend("numpy", dtype=np.float32)
@@ -149,19 +152,3 @@ def test_planted_difference_is_caught():
     compare(run, numpy64, numpy32)
     with pytest.raises(AssertionError, match="dW"):
         compare(broken_on_candidate, numpy64, numpy32)
-
-
-@pytest.mark.parametrize("case", ["conv_k4s2p1", "convT_k4s2p1", "conv_k3s2p0_odd", "convT_k3s2p1_outpad1"])
-def test_chunked_convolution_equals_whole_batch(monkeypatch, case):
-    """On NumPy the convolutions work through the batch in cache-sized chunks (CuPy: one chunk).
-    Chunks of one image must give the whole-batch result, to float64 rounding."""
-    make, shape, training = LAYER_CASES[case]
-    numpy64 = get_backend("numpy", dtype=np.float64)
-    run = layer_case(make, shape, training)
-    whole = run(numpy64)
-    monkeypatch.setattr(conv_module, "_CHUNK_ELEMENTS", 1)
-    monkeypatch.setattr(conv_module, "_MIN_CHUNK_COLUMNS", 1)
-    assert len(conv_module._batch_chunks(np, shape[0], 1, 1)) == shape[0]
-    chunked = run(numpy64)
-    # the same float64 products summed over chunks in another order: ~1e-16
-    assert max(relative_differences(whole, chunked).values()) < 1e-12

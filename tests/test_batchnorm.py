@@ -151,7 +151,8 @@ def test_inference_backward_is_the_affine_scale(xp):
     bn.forward(random_input((3, 4), xp=xp), training=False)
     dy = xp.asarray(np.random.default_rng(6).standard_normal((3, 4)))
     scale = to_numpy(bn.params["gamma"]) / np.sqrt(to_numpy(bn.buffers["running_var"]) + 1e-5)
-    np.testing.assert_allclose(to_numpy(bn.backward(dy)), to_numpy(dy) * scale, rtol=1e-14)  # one rounding each
+    # one rounding each
+    np.testing.assert_allclose(to_numpy(bn.backward(dy)), to_numpy(dy) * scale, rtol=1e-14)
 
 
 @pytest.mark.parametrize("training", [True, False])

@@ -4,6 +4,7 @@ Round trips are compared bit for bit (arrays by dtype, shape and every value, ot
 ==): a checkpoint must restore the run exactly, so no tolerance applies.  Models are tiny
 DCGANs (base_filters=4) so the whole file runs in a few seconds on a 2-core CPU.
 """
+import errno
 import io
 import json
 
@@ -14,9 +15,9 @@ from tinygan.checkpoint import load_checkpoint, restore_training_state, save_che
 from tinygan.data import Minibatches
 from tinygan.errors import CheckpointError
 from tinygan.gan import GeneratorEMA, StackedGANTrainer
-from tinygan.gan.history import MetricsHistory
 from tinygan.models import dcgan64_discriminator, dcgan64_generator
 from tinygan.optimizers import Adam, Nadam
+from tinygan.training import MetricsHistory
 
 LATENT = 8
 
@@ -164,3 +165,37 @@ def test_checkpoint_of_other_batch_settings_error_names_path(tmp_path):
     other = Minibatches(np.zeros((12, 3, 64, 64), np.uint8), 6)
     with pytest.raises(CheckpointError, match=r"last\.npz does not fit.*batch_size"):
         restore_training_state(load_checkpoint(path), trainer, batches=other, path=path)
+
+
+@pytest.mark.parametrize("content, says", [
+    (b"", "it is an empty file"), (b"not a zip at all", "it is not an .npz archive"),
+    (b"\x93NUMPY" + b"\x00" * 100, "a single array (.npy)"), ("half", "truncated or corrupt")],
+    ids=["empty", "random", "npy", "truncated"])
+def test_a_weights_file_that_cannot_be_read_is_a_checkpoint_error_naming_it(content, says, tmp_path):
+    """Sequential.load_weights on an empty, random, .npy or truncated file names the file and what
+    it found (no bare BadZipFile or EOFError, and no advice to allow pickle for random bytes)."""
+    G = dcgan64_generator(LATENT, base_filters=4)
+    path = tmp_path / "g.npz"
+    G.save_weights(path)
+    path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2] if content == "half" else content)
+    with pytest.raises(CheckpointError, match=r"weights file .*g\.npz cannot be read") as e:
+        G.load_weights(path)
+    assert says in str(e.value) and "pickle" not in str(e.value)
+
+
+def test_a_full_disk_names_the_checkpoint_not_its_temporary_file(tmp_path, monkeypatch):
+    """ENOSPC while writing: the OSError names last.npz (what the user knows), the previous
+    checkpoint stays, and the temporary file is gone."""
+    path = tmp_path / "last.npz"
+    save_checkpoint(path, trained_state(steps=1))
+
+    def disk_full(file, *args, **kwargs):
+        file.write(b"PK partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", disk_full)
+    with pytest.raises(OSError) as e:
+        save_checkpoint(path, trained_state(steps=2))
+    monkeypatch.undo()
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(path)
+    assert load_checkpoint(path)["step"] == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["last.npz"]

@@ -1,9 +1,11 @@
-"""Conv2D and Conv2DTranspose: gradient checks, a loop reference, and the adjoint identity."""
+"""Conv2D and Conv2DTranspose: gradient checks, the loop definitions, and the adjoint identity."""
 import numpy as np
 import pytest
 
+from tinygan.backend import to_numpy
 from tinygan.errors import ShapeError
 from tinygan.gradcheck import check_layer_gradients
+from tinygan.kernels.reference import conv2d_loops, conv2d_transpose_loops
 from tinygan.layers import Conv2D, Conv2DTranspose
 
 # float64 central differences resolve a correct gradient to ~1e-8 relative (see gradcheck.py);
@@ -18,22 +20,6 @@ CONV_CASES = [
     (2, 3, 2, 9, 7, 3, 2, 0),
     (1, 4, 3, 6, 5, 2, 3, 1),
 ]
-
-
-def conv_reference(x, W, b, stride, pad):
-    """The definition, one output at a time."""
-    n, _, h, w = x.shape
-    cout, _, kh, kw = W.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    ho, wo = (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
-    y = np.zeros((n, cout, ho, wo))
-    for i in range(n):
-        for o in range(cout):
-            for r in range(ho):
-                for c in range(wo):
-                    window = xp[i, :, r * stride:r * stride + kh, c * stride:c * stride + kw]
-                    y[i, o, r, c] = (window * W[o]).sum() + b[o]
-    return y
 
 
 def make(layer_cls, *args, xp=np, **kw):
@@ -55,10 +41,9 @@ def test_conv2d_forward_equals_nested_loops(xp, n, cin, cout, h, w, k, s, p):
     layer = make(Conv2D, cin, cout, k, s, p, xp=xp)
     x = np.random.default_rng(4).standard_normal((n, cin, h, w))
     y = layer.forward(xp.asarray(x))
-    ref = conv_reference(x, layer.params["W"].get() if xp is not np else layer.params["W"],
-                         layer.params["b"].get() if xp is not np else layer.params["b"], s, p)
+    ref = conv2d_loops(x, to_numpy(layer.params["W"]), to_numpy(layer.params["b"]), s, p)
     # same float64 sums in another order: rounding differences only, ~1e-15
-    np.testing.assert_allclose(y.get() if xp is not np else y, ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(to_numpy(y), ref, rtol=1e-12, atol=1e-12)
 
 
 # (batch, cin, cout, H, W, kernel, stride, padding, output_padding)
@@ -77,6 +62,16 @@ def test_conv2d_transpose_gradients_match_central_differences(xp, n, cin, cout, 
     x = xp.asarray(np.random.default_rng(5).standard_normal((n, cin, h, w)))
     errors = check_layer_gradients(layer, x)
     assert max(errors.values()) < TOL, errors
+
+
+@pytest.mark.parametrize("n,cin,cout,h,w,k,s,p,op", CONVT_CASES)
+def test_conv2d_transpose_forward_equals_nested_loops(xp, n, cin, cout, h, w, k, s, p, op):
+    layer = make(Conv2DTranspose, cin, cout, k, s, p, op, xp=xp)
+    x = np.random.default_rng(9).standard_normal((n, cin, h, w))
+    y = layer.forward(xp.asarray(x))
+    ref = conv2d_transpose_loops(x, to_numpy(layer.params["W"]), to_numpy(layer.params["b"]), s, p, op)
+    # float64 sums of at most cin * k * k products in another order: ~1e-15
+    np.testing.assert_allclose(to_numpy(y), ref, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("n,cin,cout,h,w,k,s,p,op", CONVT_CASES)

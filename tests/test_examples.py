@@ -19,14 +19,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
 from test_checkpoint import assert_tree_equal
+
 from tinygan.checkpoint import load_checkpoint, save_checkpoint
-from tinygan.gan.history import MetricsHistory
 from tinygan.plots import plot_losses
+from tinygan.training import MetricsHistory
+
+try:
+    import pty
+except ImportError:          # Windows: the signal tests are skipped there
+    pty = None
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN, SAMPLE = REPO / "examples" / "celeba_dcgan.py", REPO / "examples" / "sample.py"
+AGING = REPO / "examples" / "face_aging.py"
 CELEBA = REPO.parent / "shared" / "data" / "celeba-10k"
 TINY = ["--backend", "numpy", "--limit", "64", "--batch-size", "16", "--base-filters", "4", "--no-progress"]
 STEPS_PER_EPOCH = 7          # (64 - 6 held out) // 8 real images per step
@@ -118,13 +124,15 @@ def test_resume_continues_from_the_saved_step(short_run, tmp_path, env):
     """`--resume` of the 2-step run with --max-steps 3 does exactly one more step, step 3, and
     the metrics continue (rows 1, 2, 3)."""
     out = copy_run(short_run, tmp_path)
-    r = run(TRAIN, "--backend", "numpy", "--no-progress", "--resume", "--max-steps", "3", "--out", out, env=env)
+    r = run(TRAIN, "--backend", "numpy", "--no-progress", "--resume", "--max-steps", "3", "--out", out,
+            env=env)
     assert "step 2, batch 2 of 7" in r.stdout
     assert steps_in_csv(out / "metrics.csv") == [1, 2, 3]
     assert load_checkpoint(out / "last.npz")["step"] == 3
 
 
-def test_stopped_and_resumed_run_equals_uninterrupted_run_bit_for_bit(short_run, full_epoch_run, tmp_path, env):
+def test_stopped_and_resumed_run_equals_uninterrupted_run_bit_for_bit(short_run, full_epoch_run, tmp_path,
+                                                                     env):
     """2 steps, stop, --resume to the end of the epoch == 7 uninterrupted steps: same weights,
     optimizer moments, RNG and iterator states, and the same per-step losses."""
     out = copy_run(short_run, tmp_path)
@@ -151,6 +159,79 @@ def test_ctrl_c_saves_mid_epoch_exits_130_and_resumes_exactly(full_epoch_run, tm
     assert "interrupted at step" in stdout and "--resume" in stdout
     step = load_checkpoint(out / "last.npz")["step"]
     assert 1 <= step < STEPS_PER_EPOCH            # saved mid-epoch
+    run(TRAIN, "--backend", "numpy", "--no-progress", "--resume", "--epochs", "1", "--out", out, env=env)
+    assert_same_training_state(full_epoch_run / "last.npz", out / "last.npz")
+
+
+def start_run(out, *args, env, terminal=False):
+    """The training script in a subprocess, its output on pipes or (``terminal``) on a pseudo-terminal."""
+    cmd = [sys.executable, str(TRAIN), *TINY, "--log-every", "1", "--out", str(out), *map(str, args)]
+    if not terminal:
+        pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(cmd, env=env, cwd=REPO, **pipes), None
+    main_fd, child_fd = pty.openpty()
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=child_fd,
+                            stderr=child_fd)
+    os.close(child_fd)
+    return proc, main_fd
+
+
+def wait_for_line(proc, start, main_fd=None):
+    """Read the run's output until a line starts with ``start`` (the step it names is done)."""
+    if main_fd is None:
+        for line in proc.stdout:
+            if line.startswith(start):
+                return
+    else:
+        seen = b""
+        while f"\n{start}".encode() not in seen.replace(b"\r", b""):
+            chunk = os.read(main_fd, 4096)
+            if not chunk:
+                break
+            seen += chunk
+        else:
+            return
+    pytest.fail(f"the run ended before printing {start!r}")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and pseudo-terminals")
+@pytest.mark.parametrize("signum, terminal", [(signal.SIGTERM, False), (signal.SIGHUP, True)],
+                         ids=["SIGTERM", "SIGHUP-after-the-terminal-closed"])
+def test_sigterm_and_sighup_finish_the_step_save_and_exit_like_ctrl_c(signum, terminal, tmp_path, env):
+    """SIGTERM (kill, timeout, a scheduler) and SIGHUP (a closed terminal: writes to it fail from
+    then on) are handled as Ctrl-C: the step finishes, last.npz is saved mid-epoch, and the exit
+    code is 128 + the signal's number (143, 129)."""
+    out = tmp_path / "run"
+    proc, main_fd = start_run(out, "--epochs", "1", env=env, terminal=terminal)
+    try:
+        wait_for_line(proc, "step 1 ", main_fd)
+        if terminal:
+            os.close(main_fd)                     # the terminal goes away first, as when SSH drops
+        proc.send_signal(signum)
+        stdout, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signum
+    if not terminal:
+        assert "interrupted at step" in stdout
+    ckpt = load_checkpoint(out / "last.npz")
+    assert ckpt["epoch"] == 0 and 1 <= ckpt["step"] < STEPS_PER_EPOCH
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="sends SIGKILL to a child process")
+def test_save_every_checkpoint_survives_kill_9_and_resumes_exactly(full_epoch_run, tmp_path, env):
+    """--save-every 2 checkpoints every 2 steps mid-epoch, so SIGKILL (which no handler sees) after
+    step 5 costs at most 2 steps: last.npz holds step 4 (6 if the kill lands a step late), and
+    resuming it to the end of the epoch equals the uninterrupted run bit for bit."""
+    out = tmp_path / "run"
+    proc, _ = start_run(out, "--epochs", "2", "--save-every", "2", env=env)
+    try:
+        wait_for_line(proc, "step 5 ")
+        proc.kill()
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert load_checkpoint(out / "last.npz")["step"] in (4, 6)
     run(TRAIN, "--backend", "numpy", "--no-progress", "--resume", "--epochs", "1", "--out", out, env=env)
     assert_same_training_state(full_epoch_run / "last.npz", out / "last.npz")
 
@@ -207,9 +288,22 @@ def test_sample_script_writes_grid_single_images_and_interpolation(short_run, tm
     out = tmp_path / "samples"
     run(SAMPLE, "--run", short_run, "--out", out, "--n", "3", "--steps", "5", "--backend", "numpy", env=env)
     assert Image.open(out / "grid.png").size == (GRID_PX, GRID_PX)
-    assert sorted(p.name for p in out.glob("sample_*.png")) == ["sample_000.png", "sample_001.png", "sample_002.png"]
+    assert sorted(p.name for p in out.glob("sample_*.png")) == [f"sample_00{i}.png" for i in range(3)]
     assert Image.open(out / "sample_000.png").size == (64, 64)
     assert Image.open(out / "interpolation.png").size == (5 * 66 + 2, 66 + 2)
+
+
+def test_sample_script_draws_in_chunks_grid_and_single_images_from_the_same_noise(short_run, tmp_path, env):
+    """More images than one chunk (100): single image i is tile i of the grid, on both sides of the
+    chunk boundary (the noise is drawn chunk by chunk from one generator, as if all at once)."""
+    out = tmp_path / "samples"
+    run(SAMPLE, "--run", short_run, "--out", out, "--n", "102", "--grid", "102", "--steps", "0",
+        "--backend", "numpy", env=env)
+    grid = np.asarray(Image.open(out / "grid.png"))
+    for i in (0, 99, 100, 101):
+        top, left = 2 + (i // 10) * 66, 2 + (i % 10) * 66
+        single = np.asarray(Image.open(out / f"sample_{i:03d}.png"))
+        assert np.array_equal(grid[top:top + 64, left:left + 64], single)
 
 
 def test_loss_plot_is_written_even_with_a_non_finite_value(tmp_path):
@@ -245,3 +339,5 @@ def test_128_pixel_run_defaults_to_nadam(tmp_path, env):
     ckpt = load_checkpoint(out / "last.npz")
     assert ckpt["config"]["optimizer"] == "nadam" and ckpt["trainer"]["g_opt"]["optimizer"] == "Nadam"
     assert Image.open(out / "samples_latest.png").size == (10 * 130 + 2,) * 2
+
+# A user's mistakes (one error line, no traceback, nothing lost) are tests/test_cli_errors.py's.

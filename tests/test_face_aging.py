@@ -5,24 +5,43 @@ a minute on a 2-core CPU.  The one trained model (``tiny_gan``) is trained once 
 embedded procedural faces, with grey hair standing in for "old".
 """
 import importlib.util
+import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tinygan.aging import (OLD, YOUNG, age_faces, age_labels, evaluate_aging, project, reage,
-                           save_strips, strips)
+from tinygan.aging import (
+    OLD,
+    YOUNG,
+    BalancedBatches,
+    age_faces,
+    age_labels,
+    classification_report,
+    classifier_step,
+    evaluate_aging,
+    predict_logits,
+    project,
+    reage,
+    save_strips,
+    strips,
+)
 from tinygan.backend import to_numpy
+from tinygan.checkpoint import load_checkpoint
 from tinygan.data import FaceDataset, load_faces
-from tinygan.gan.conditional import BalancedBatches, ConditionalStackedGANTrainer
+from tinygan.gan import ConditionalStackedGANTrainer
 from tinygan.gradcheck import check_layer_gradients, numeric_gradient, relative_error
-from tinygan.models.age_classifier import (age_classifier, classification_report, classifier_step,
-                                           predict_logits)
+from tinygan.images import save_png_atomic, to_uint8
+from tinygan.models import age_classifier
 from tinygan.models.conditional import LabelConcat, build_conditional_gan, one_hot
 from tinygan.optimizers import Adam
+from tinygan.training import cli
 
 ROOT = Path(__file__).resolve().parent.parent
+AGING = ROOT / "examples" / "face_aging.py"
 LATENT = 16
 
 
@@ -77,8 +96,9 @@ def test_conditional_models_input_gradients_match_central_differences():
         r = rng.standard_normal(model.forward(x, labels, training=False).shape)
         model.forward(x, labels, training=False)
         dx = model.backward(r)
-        num = numeric_gradient(lambda: float((model.forward(x, labels, training=False) * r).sum()), x,
-                               max_entries=60)
+        def loss(m=model, x=x, r=r):
+            return float((m.forward(x, labels, training=False) * r).sum())
+        num = numeric_gradient(loss, x, max_entries=60)
         mask = ~np.isnan(num)
         assert relative_error(dx[mask], num[mask]) < 1e-6   # float64, as for every layer
 
@@ -106,10 +126,10 @@ def test_trainer_step_updates_both_networks_and_resumes_exactly(faces):
         return ConditionalStackedGANTrainer(G, D, Adam(1e-3, 0.5), Adam(1e-3, 0.5), seed=1)
 
     a = make()
-    before_g, before_d = a.generator.state_dict(), a.discriminator.state_dict()
+    before_g, before_d = a.G.state_dict(), a.D.state_dict()
     a.train_step(x, y[:8])
-    assert any(not np.array_equal(v, before_g[k]) for k, v in a.generator.state_dict().items())
-    assert any(not np.array_equal(v, before_d[k]) for k, v in a.discriminator.state_dict().items())
+    assert any(not np.array_equal(v, before_g[k]) for k, v in a.G.state_dict().items())
+    assert any(not np.array_equal(v, before_d[k]) for k, v in a.D.state_dict().items())
     b = make()
     b.load_state_dict(a.state_dict())
     sa, sb = a.train_step(x, y[:8]).as_floats(), b.train_step(x, y[:8]).as_floats()
@@ -247,3 +267,130 @@ def test_lesson_12_quick_mode_runs_and_ages_faces(tmp_path):
     assert out["final_error"] < 0.5 * out["initial_error"]
     assert out["share_aged_called_old"] > out["share_reconstruction_called_old"]
     assert (tmp_path / "face_aging.png").is_file()
+
+
+# -- the example: only training writes models -----------------------------------------------------
+
+def run_aging(*args, env_cache, expect):
+    env = dict(os.environ, TINYGAN_CACHE=str(env_cache), OPENBLAS_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, str(AGING), "--backend", "numpy", *map(str, args)], env=env, cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == expect, f"exit {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return r
+
+
+@pytest.fixture(scope="module")
+def face_aging_script():
+    """examples/face_aging.py as a module, to run its main() in this process."""
+    spec = importlib.util.spec_from_file_location("face_aging_script", AGING)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny_celeba(tmp_path_factory, faces):
+    """A CelebA-shaped folder: 48 procedural faces as PNGs and a list_attr_celeba.txt whose Young
+    column says grey hair means old (the labels only need both classes)."""
+    ds, y = faces
+    root = tmp_path_factory.mktemp("tiny_celeba")
+    pictures = to_uint8(ds.batch(np.arange(48)))
+    names = [f"{i + 1:06d}.png" for i in range(48)]
+    for name, picture in zip(names, pictures):
+        save_png_atomic(picture, root / "img_align_celeba" / name)
+    rows = [f"{name} {-1 if y[i] == OLD else 1} {1 if y[i] == OLD else -1}" for i, name in enumerate(names)]
+    (root / "list_attr_celeba.txt").write_text("\n".join([str(len(names)), "Young Gray_Hair", *rows]) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_celeba, tmp_path_factory):
+    """A finished run: a classifier step or two, 12 GAN steps (1.2 epochs of 40 faces, 4 real per
+    step), a 2-step projection of 4 faces."""
+    run = tmp_path_factory.mktemp("aging") / "run"
+    cache = tmp_path_factory.mktemp("cache")
+    run_aging("--data", tiny_celeba, "--run", run, "--image-size", "32", "--base-filters", "4",
+              "--clf-filters", "4", "--latent-dim", "8", "--holdout", "8", "--batch-size", "8",
+              "--epochs", "1.2", "--clf-epochs", "1",
+              "--steps", "2", "--restarts", "1", "--eval-n", "4", env_cache=cache, expect=0)
+    return run, cache
+
+
+def test_training_writes_the_models_settings_and_evaluation(trained_run):
+    run, _ = trained_run
+    names = {p.name for p in run.iterdir()}
+    assert {"config.json", "generator.npz", "discriminator.npz", "classifier.npz", "gan_checkpoint.npz",
+            "samples.png", "evaluation.json", "eval_strips_young.png"} <= names
+    assert '"gan_steps": 12' in (run / "config.json").read_text()
+
+
+def test_aging_a_photo_loads_the_trained_models_and_changes_none_of_them(trained_run, tiny_celeba, tmp_path):
+    run, cache = trained_run
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    photo = tiny_celeba / "img_align_celeba" / "000001.png"
+    r = run_aging("--run", run, "--age", photo, "--steps", "2", "--restarts", "1", "--out", tmp_path,
+                  env_cache=cache, expect=0)
+    assert "loaded the trained models" in r.stdout and (tmp_path / "aged_000001.png").is_file()
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+def test_age_without_a_trained_model_neither_trains_nor_writes(face_aging_script, tmp_path, capsys):
+    """Issue 12's data loss: --age on a mistyped --run used to start training there.  Now: one error
+    line naming generator.npz and how to train, a non-zero exit, and no folder created."""
+    photo = tmp_path / "me.png"
+    save_png_atomic(np.zeros((8, 8, 3), np.uint8), photo)
+    argv = ["--run", str(tmp_path / "typo"), "--age", str(photo)]
+    assert cli.run_command(face_aging_script.main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: no trained model in {tmp_path / 'typo'} (expected generator.npz); "
+                          f"train first with") and err.count("\n") == 1
+    assert not (tmp_path / "typo").exists()
+
+
+SETTINGS = {"config.json": '{"image_size": 32}'}
+WEIGHTS = {"generator.npz": "x", "discriminator.npz": "x", "classifier.npz": "x"}
+
+
+@pytest.mark.parametrize("files, phrase", [(SETTINGS, "expected generator.npz"),
+                                           (SETTINGS | WEIGHTS, "did not finish")],
+                         ids=["settings-only", "unfinished"])
+def test_evaluate_on_an_unfinished_run_refuses_and_leaves_its_files_alone(files, phrase, face_aging_script,
+                                                                           tmp_path, capsys):
+    """--evaluate where training never finished (no generator.npz; or config.json without gan_steps,
+    as an interrupted run leaves it) says so and changes no file: config.json is written by training only."""
+    run = tmp_path / "run"
+    run.mkdir()
+    for name, text in files.items():
+        (run / name).write_text(text)
+    assert cli.run_command(face_aging_script.main, ["--run", str(run), "--evaluate"]) == 2
+    assert phrase in capsys.readouterr().err
+    assert {p.name: p.read_text() for p in run.iterdir()} == files
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="sends SIGTERM to a child process")
+def test_sigterm_saves_the_gan_and_leaves_the_run_unfinished(tiny_celeba, face_aging_script, tmp_path,
+                                                             capsys):
+    """SIGTERM during GAN training finishes the step, saves gan_checkpoint.npz and exits 143; the
+    run is not finished (no gan_steps in config.json), so --evaluate refuses it."""
+    run = tmp_path / "run"
+    env = dict(os.environ, TINYGAN_CACHE=str(tmp_path / "cache"), OPENBLAS_NUM_THREADS="1",
+               PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, str(AGING), "--backend", "numpy", "--data", str(tiny_celeba), "--run", str(run),
+           "--image-size", "32", "--base-filters", "4", "--clf-filters", "4", "--latent-dim", "8",
+           "--holdout", "8", "--batch-size", "8", "--epochs", "100", "--clf-epochs", "0.1",
+           "--log-every", "1"]
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:
+            if "GAN step 2/" in line:
+                proc.send_signal(signal.SIGTERM)
+                break
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, stderr[-2000:]
+    assert "SIGTERM: saved the GAN at step" in stdout
+    assert load_checkpoint(run / "gan_checkpoint.npz")["step"] >= 2
+    assert "gan_steps" not in (run / "config.json").read_text()
+    assert cli.run_command(face_aging_script.main, ["--run", str(run), "--evaluate"]) == 2
+    assert "did not finish" in capsys.readouterr().err

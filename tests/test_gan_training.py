@@ -5,15 +5,19 @@ second on a 2-core CPU; BatchNorm is present in both networks, which is what mak
 Comparisons are bit-for-bit (np.array_equal): nothing here may change a weight at all, and NumPy
 on one machine is deterministic, so no tolerance is needed.
 """
+import copy
+
 import numpy as np
 import pytest
 
 from tinygan.checkpoint import load_checkpoint, restore_training_state, save_checkpoint, training_state
 from tinygan.data import Minibatches
 from tinygan.gan import GeneratorEMA, StackedGANTrainer
-from tinygan.gan.history import NonFiniteLossError, PendingStats, first_non_finite
+from tinygan.losses import binary_cross_entropy_with_logits
 from tinygan.models import dcgan64_discriminator, dcgan64_generator
 from tinygan.optimizers import Adam
+from tinygan.training import NonFiniteLossError, PendingStats
+from tinygan.training.guard import first_non_finite
 
 LATENT = 8
 
@@ -64,6 +68,28 @@ def test_discriminator_step_leaves_generator_parameters_unchanged():
     tr.discriminator_step(real_batch(seed=1))
     assert_same(g_params, params_of(tr.G))
     assert any(not np.array_equal(d_params[k], p) for k, p in params_of(tr.D).items())
+
+
+def test_discriminator_step_steps_on_the_sum_of_the_real_and_the_fake_halves_gradients():
+    """The D step is the recipe: zero D's gradients, backward the real half, backward the fake
+    half (each with weight 0.5: D's loss is their mean), one step.  Replayed here by hand from
+    copies; the gradients D keeps after its step are that sum, bit for bit."""
+    tr = make_trainer()
+    tr.train_step(real_batch())                     # non-zero gradients left over from a step
+    G, D = copy.deepcopy(tr.G), copy.deepcopy(tr.D)
+    noise = copy.deepcopy(tr.noise_rng)
+    real = real_batch(seed=1)
+    tr.discriminator_step(real)
+
+    fake = G.forward(tr.backend.asarray(noise.standard_normal((4, LATENT))), training=True)
+    halves = []
+    for images, target in ((real, 1.0), (fake, 0.0)):
+        D.zero_grad()
+        _, grad = binary_cross_entropy_with_logits(D.forward(images, training=True), target)
+        D.backward(0.5 * grad)
+        halves.append([g.copy() for _, _, g in D.parameters()])
+    for (key, _, g), g_real, g_fake in zip(tr.D.parameters(), *halves):
+        np.testing.assert_array_equal(g, g_real + g_fake, err_msg=key)
 
 
 def test_discriminator_step_moves_generator_batchnorm_running_stats():

@@ -120,6 +120,13 @@ def test_step_updates_the_parameter_array_in_place(xp, make):
     assert p is before and float(p[0, 0]) != 1.0
 
 
+def test_step_reads_the_gradients_and_leaves_them_as_they_were(xp):
+    """Clearing gradients is the model's zero_grad, not the optimizer's job (as in PyTorch)."""
+    p, g = xp.ones((2, 3), dtype=xp.float32), xp.full((2, 3), 0.5, dtype=xp.float32)
+    Adam().step([("w", p, g)])
+    assert float(g.min()) == float(g.max()) == 0.5
+
+
 def test_iterations_count_steps_not_parameters(xp):
     opt = Adam()
     params = [(f"w{i}", xp.ones(3), xp.ones(3)) for i in range(4)]

@@ -3,8 +3,19 @@
 Images are NCHW float arrays in [-1, 1]: (batch, channels, height, width).
 """
 from .backend import get_array_module, get_backend, to_numpy
-from .layers import (BatchNorm, Conv2D, Conv2DTranspose, Dense, Dropout, Flatten, LeakyReLU, ReLU,
-                     Reshape, Sigmoid, Tanh)
+from .layers import (
+    BatchNorm,
+    Conv2D,
+    Conv2DTranspose,
+    Dense,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    ReLU,
+    Reshape,
+    Sigmoid,
+    Tanh,
+)
 from .sequential import Sequential
 
 __version__ = "0.1.0"

@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import json
 import numbers
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from .backend import to_numpy
 from .errors import CheckpointError
-from .io import save_npz_atomic
+from .io import load_npz, save_npz_atomic
 
 FORMAT = "tinygan-checkpoint"
 VERSION = 1
@@ -116,12 +115,7 @@ def load_checkpoint(path) -> dict:
     if not path.is_file():
         hint = " (a directory; pass the .npz inside it, e.g. last.npz)" if path.is_dir() else ""
         raise CheckpointError(f"no checkpoint at {path}{hint}")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}    # reads (and CRC-checks) every entry now
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-        raise CheckpointError(f"checkpoint {path} cannot be read (truncated or corrupt?): "
-                              f"{type(e).__name__}: {e}") from e
+    arrays = load_npz(path, what="checkpoint")
     if _TREE not in arrays:
         raise CheckpointError(f"{path} is not a tinygan checkpoint: it has no {_TREE!r} entry "
                               f"(entries: {sorted(arrays)[:5]}...); a weights file from save_weights()?")

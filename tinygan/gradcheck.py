@@ -64,6 +64,7 @@ def check_layer_gradients(layer, x, training: bool = True, seed: int = 0, h: flo
         return float((layer.forward(x, training) * r).sum())
 
     layer.forward(x, training)
+    layer.zero_grad()                      # backward adds into the gradients
     dx = layer.backward(r)
     analytic = {"x": dx}
     analytic.update({k: g.copy() for k, g in layer.grads.items()})

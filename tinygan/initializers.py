@@ -11,7 +11,7 @@ def normal(shape, fan_in, fan_out, rng, std=0.02):
 
 
 def glorot_uniform(shape, fan_in, fan_out, rng):
-    """U(-a, a) with a = sqrt(6 / (fan_in + fan_out)): keeps activation variance ~1 both ways (Keras default)."""
+    """U(-a, a), a = sqrt(6 / (fan_in + fan_out)): activation variance ~1 both ways (Keras default)."""
     a = np.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-a, a, size=shape)
 

@@ -1,6 +1,8 @@
 """First-order optimizers that update parameters in place.
 
     opt = Adam(lr=2e-4, beta1=0.5)
+    model.zero_grad()
+    model.backward(dloss)                       # adds into the gradients
     opt.step(model.trainable_parameters())      # [(key, param, grad), ...], key e.g. "conv1.W"
 
 Per-parameter state (moments) lives in ``opt.state[key][slot]`` as arrays on the parameter's
@@ -19,26 +21,10 @@ import math
 
 import numpy as np
 
+from . import kernels
 from .backend import get_array_module, to_numpy
 from .errors import CheckpointError, ShapeError
 from .io import load_npz, save_npz_atomic
-from .parallel import map_parts, worth_splitting
-
-
-# Every update is elementwise, so big parameters are cut into flat pieces that worker threads
-# (tinygan.parallel) update at once: Adam's square roots and divisions are compute-bound.
-_PIECE = 1 << 18
-
-
-def _pieces(p, g, state):
-    """(p, g, state) as flat pieces of at most _PIECE elements: views, so updates land in place."""
-    arrays = [p, g, *state.values()]
-    if p.size <= _PIECE or not all(a.flags.c_contiguous for a in arrays):
-        return [(p, g, state)]
-    flat = [a.reshape(-1) for a in arrays]
-    return [(flat[0][i:i + _PIECE], flat[1][i:i + _PIECE],
-             {slot: a[i:i + _PIECE] for slot, a in zip(state, flat[2:])})
-            for i in range(0, p.size, _PIECE)]
 
 
 class Optimizer:
@@ -69,7 +55,10 @@ class Optimizer:
 
     # -- stepping ------------------------------------------------------------------------------
     def step(self, params) -> None:
-        """Apply one update to every ``(key, param, grad)`` in ``params``, in place."""
+        """Apply one update to every ``(key, param, grad)`` in ``params``, in place.
+
+        The gradients are read, not cleared: call the model's ``zero_grad()`` before the next
+        backward."""
         params = list(params)
         # Check (and create) all state before touching anything, so an error leaves no half-step.
         for key, p, g in params:
@@ -77,16 +66,9 @@ class Optimizer:
                 self._prepare(key, p, g)      # new key, or a slot needed since (SGD momentum set)
         self.iterations += 1
         coeffs = self._begin_step()
-
-        def work(pieces):
-            for p, g, state in pieces:
-                self._update(p, g, state, coeffs)
-
-        xp = get_array_module(params[0][1]) if params else np
-        if worth_splitting(sum(p.size for _, p, _ in params), xp):
-            map_parts(work, [piece for key, p, g in params for piece in _pieces(p, g, self.state[key])])
-        else:
-            work([(p, g, self.state[key]) for key, p, g in params])
+        # self._update(p, g, state, coeffs) for each parameter (tinygan.kernels may split big ones
+        # between worker threads)
+        kernels.update(self, [(p, g, self.state[key]) for key, p, g in params], coeffs)
 
     def _prepare(self, key, p, g):
         if tuple(g.shape) != tuple(p.shape):
@@ -96,7 +78,8 @@ class Optimizer:
         state = self.state.setdefault(key, {})
         for slot, a in state.items():
             if tuple(a.shape) != tuple(p.shape):
-                raise CheckpointError(f"{type(self).__name__}: state '{slot}/{key}' has shape {tuple(a.shape)}, "
+                name = type(self).__name__
+                raise CheckpointError(f"{name}: state '{slot}/{key}' has shape {tuple(a.shape)}, "
                                       f"but parameter '{key}' has shape {tuple(p.shape)}")
             if get_array_module(a) is not xp or a.dtype != p.dtype:
                 state[slot] = xp.asarray(to_numpy(a) if xp is np else a, dtype=p.dtype)

@@ -44,7 +44,7 @@ def plot_losses(history, path, title: str | None = None, window: int | None = No
             and, as markers, its accuracy on held-out real images and on fresh generated images
             after each epoch (``history.evals``), if any
 
-    ``history`` is a :class:`tinygan.gan.history.MetricsHistory`.
+    ``history`` is a :class:`tinygan.training.MetricsHistory`.
     """
     from matplotlib.figure import Figure
 

@@ -5,6 +5,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from . import kernels
 from .backend import Backend, get_array_module, to_numpy
 from .errors import CheckpointError, ShapeError
 from .io import load_npz, save_npz_atomic
@@ -30,7 +31,9 @@ def frozen(model):
 
 
 class Sequential:
-    """Chains layers.  ``forward(x, training)`` -> output; ``backward(grad)`` -> input gradient.
+    """Chains layers.  ``forward(x, training)`` -> output; ``backward(grad)`` -> input gradient,
+    with each layer's parameter gradients added into its ``grads`` (``zero_grad()`` clears them).
+    Each layer runs through tinygan.kernels: its fast pass where one exists, else its own code.
 
     Freezing: ``model.trainable = False`` freezes every layer (they still pass gradients to their
     inputs, so a generator can learn *through* a frozen discriminator, but they compute no
@@ -55,17 +58,19 @@ class Sequential:
     # -- passes -----------------------------------------------------------------------------
     def forward(self, x, training: bool = True):
         if self.input_shape is not None and tuple(x.shape[1:]) != self.input_shape:
-            raise ShapeError(f"{self.name}: expected input of shape (N, {', '.join(map(str, self.input_shape))}), "
+            expected = ", ".join(map(str, self.input_shape))
+            raise ShapeError(f"{self.name}: expected input of shape (N, {expected}), "
                              f"got {tuple(x.shape)}")
         for layer in self.layers:
-            x = layer.forward(x, training)
+            x = kernels.forward(layer, x, training)
         return x
 
     __call__ = forward
 
     def backward(self, grad):
+        """dL/dinput; every layer ADDS its parameter gradients (call zero_grad() first)."""
         for layer in reversed(self.layers):
-            grad = layer.backward(grad)
+            grad = kernels.backward(layer, grad)
         return grad
 
     # -- parameters and freezing ------------------------------------------------------------
@@ -97,6 +102,7 @@ class Sequential:
                 for layer in self.layers if layer.trainable for k, p in layer.params.items()]
 
     def zero_grad(self):
+        """Set every layer's gradients to zero (before a backward whose gradients you will use)."""
         for layer in self.layers:
             layer.zero_grad()
 
@@ -147,7 +153,10 @@ class Sequential:
                 for layer, s in zip(self.layers, shapes)]
         head = ("Layer (type)", "Output Shape", "Param #")
         widths = [max(len(r[i]) for r in rows + [head]) + 2 for i in range(3)]
-        line = lambda r: "".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+
+        def line(r):
+            return "".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+
         total, trainable = self.num_params(), self.num_params(trainable_only=True)
         bar = "=" * sum(widths)
         out = [f'Model: "{self.name}"', bar, line(head), bar] + [line(r) for r in rows] + [bar,

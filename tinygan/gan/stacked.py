@@ -4,7 +4,8 @@ One step:
   1. D learns: a half batch of real images labelled 1 and a half batch of G's images labelled 0.
      The two halves go through D *separately*, so BatchNorm normalises each with its own batch
      statistics (a mixed batch would let D tell them apart by the statistics alone).
-     D's gradients from both halves are summed and D takes one optimizer step on the mean loss.
+     As in PyTorch: zero D's gradients, backward the real half, backward the fake half (the
+     gradients add up), one optimizer step on the mean loss.
   2. G learns through the stacked model G -> D with D frozen: a full batch of fresh noise, the
      generated images labelled 1 ("fool D").  Frozen D still returns input gradients (that is how
      G learns), but its weights do not move and its BatchNorm layers normalise with the batch
@@ -73,19 +74,16 @@ class StackedGANTrainer:
         n = real.shape[0]
         fake = self.G.forward(self.sample_noise(n), training=True)
         self.D.trainable = True
-
+        self.D.zero_grad()
+        # D's loss is the mean of the two halves' losses: each half's gradient is weighted by 0.5
+        # and the two backward passes add up in D's gradients.
         logits_real = self.D.forward(real, training=True)
         loss_real, grad = binary_cross_entropy_with_logits(logits_real, self.real_label)
-        self.D.backward(grad * 0.5)                 # D's loss is the mean of the two halves
-        saved = [g.copy() for _, _, g in self.D.trainable_parameters()]
-
+        self.D.backward(0.5 * grad)
         logits_fake = self.D.forward(fake, training=True)
         loss_fake, grad = binary_cross_entropy_with_logits(logits_fake, 0.0)
-        self.D.backward(grad * 0.5)
-        params = self.D.trainable_parameters()
-        for (_, _, g), s in zip(params, saved):
-            g += s
-        self.d_opt.step(params)
+        self.D.backward(0.5 * grad)
+        self.d_opt.step(self.D.trainable_parameters())
         acc_real = (logits_real > 0).mean()
         acc_fake = (logits_fake < 0).mean()
         return 0.5 * (loss_real + loss_fake), acc_real, acc_fake
@@ -93,6 +91,7 @@ class StackedGANTrainer:
     def generator_step(self, n: int):
         """One optimizer step of G through the frozen D on a full batch of ``n`` fresh samples."""
         with frozen(self.D):
+            self.G.zero_grad()
             fake = self.G.forward(self.sample_noise(n), training=True)
             logits = self.D.forward(fake, training=True)
             if self.g_loss_kind == "non_saturating":

@@ -1,11 +1,15 @@
 """The Layer contract shared by every layer.
 
-    y  = layer.forward(x, training)   # keeps in plain attributes what backward needs
-    dx = layer.backward(dy)           # returns dL/dx and fills layer.grads
+    y  = layer.forward(x, training)   # keeps what backward needs in layer.saved (a tuple)
+    layer.zero_grad()                 # before a backward whose gradients you will use
+    dx = layer.backward(dy)           # returns dL/dx and ADDS dL/dparams into layer.grads
 
 Parameters and their gradients live side by side in two dicts with the same keys
 (``params["W"]`` and ``grads["W"]``); non-trained state such as BatchNorm's running mean lives in
-``buffers``.  Shapes are per sample in ``output_shape`` (no batch axis), with images NCHW.
+``buffers``.  Gradients accumulate, as in PyTorch: two backward passes (a real and a fake half
+batch, say) leave the sum of their gradients, and ``zero_grad`` starts afresh.  A frozen layer
+(``trainable = False``) still returns dL/dx but adds nothing to its gradients.
+Shapes are per sample in ``output_shape`` (no batch axis), with images NCHW.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ class Layer:
         self.params: dict = {}
         self.grads: dict = {}
         self.buffers: dict = {}
+        self.saved = None                 # what forward keeps for backward (see saved_for_backward)
         # A frozen layer still returns its input gradient; it only skips its parameter
         # gradients (no one will use them) and the optimizer never updates it.
         self.trainable = True
@@ -31,6 +36,12 @@ class Layer:
 
     def backward(self, grad):
         raise NotImplementedError
+
+    def saved_for_backward(self) -> tuple:
+        """What the last forward kept for backward; a clear error if there was no forward."""
+        if self.saved is None:
+            raise RuntimeError(f"{type(self).__name__} '{self.name}': backward called before forward")
+        return self.saved
 
     def __call__(self, x, training: bool = True):
         return self.forward(x, training)
@@ -72,6 +83,7 @@ class Layer:
         return self
 
     def zero_grad(self):
+        """Set every gradient to zero, in place (optimizers hold references to these arrays)."""
         for g in self.grads.values():
             g[...] = 0
 

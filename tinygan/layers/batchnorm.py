@@ -5,12 +5,11 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..errors import ShapeError
-from ..parallel import for_each_range
 from .base import Layer
 
 
 class BatchNorm(Layer):
-    """y = gamma * (x - mean) / sqrt(var + eps) + beta per feature.   x (N, F) or (N, F, H, W) -> y same shape.
+    """y = gamma * (x - mean) / sqrt(var + eps) + beta per feature.  x (N, F) or (N, F, H, W) -> y same shape.
 
     Statistics are taken over every axis but the feature axis: over the batch for dense input
     (N, F), over batch and pixels for NCHW images (one mean/variance per channel).
@@ -43,7 +42,6 @@ class BatchNorm(Layer):
         self._add_param("beta", np.zeros(self.num_features, np.float32))
         self.buffers["running_mean"] = np.zeros(self.num_features, np.float32)
         self.buffers["running_var"] = np.ones(self.num_features, np.float32)
-        self._cache = None
 
     def output_shape(self, input_shape):
         input_shape = tuple(input_shape)
@@ -67,81 +65,47 @@ class BatchNorm(Layer):
 
     def forward(self, x, training=True):
         xp = get_array_module(x)
-        x3 = self._per_feature(x)
-        if not training:
-            inv_std = 1 / xp.sqrt(self.buffers["running_var"] + self.eps)
-            scale = (self.params["gamma"] * inv_std).reshape(-1, 1)
-            shift = self.params["beta"].reshape(-1, 1) - self.buffers["running_mean"].reshape(-1, 1) * scale
-            # Keep x (a reference, no copy) to recompute xhat in backward only if gamma needs it.
-            self._cache = ("eval", x3, inv_std)
-            y = x3 * scale
-            y += shift
-            return y.reshape(x.shape)
+        x3 = self._per_feature(x)                                 # (N, F, P)
+        gamma, beta = self.params["gamma"].reshape(-1, 1), self.params["beta"].reshape(-1, 1)
+        if training:
+            m = x3.shape[0] * x3.shape[2]                         # values per feature
+            if m < 2:
+                raise ShapeError(f"BatchNorm '{self.name}': training mode needs more than one value per "
+                                 f"feature to compute a variance, got input of shape {tuple(x.shape)}")
+            mean = x3.mean(axis=(0, 2))
+            var = ((x3 - mean.reshape(-1, 1)) ** 2).mean(axis=(0, 2))      # biased
+            if self.trainable:
+                self._update_running_statistics(mean, var, m)
+        else:
+            mean, var = self.buffers["running_mean"], self.buffers["running_var"]
+        inv_std = 1 / xp.sqrt(var + self.eps)
+        xhat = (x3 - mean.reshape(-1, 1)) * inv_std.reshape(-1, 1)
+        self.saved = (xhat, inv_std, training)
+        return (gamma * xhat + beta).reshape(x.shape)
 
-        m = x3.shape[0] * x3.shape[2]  # values per feature
-        if m < 2:
-            raise ShapeError(f"BatchNorm '{self.name}': training mode needs more than one value per feature "
-                             f"to compute a variance, got input of shape {tuple(x.shape)}")
-        mean, var, inv_std = (xp.empty(self.num_features, dtype=x3.dtype) for _ in range(3))
-        xc = xp.empty_like(x3)                                   # centred; xhat = xc * inv_std
-        y = xp.empty_like(x3)
-        gamma, beta = self.params["gamma"], self.params["beta"]
-
-        def features(f):                                         # features are independent
-            mean[f] = x3[:, f].sum(axis=(0, 2)) / m
-            xp.subtract(x3[:, f], mean[f].reshape(-1, 1), out=xc[:, f])
-            # einsum sums the products over batch and pixels without materialising xc * xc.
-            var[f] = xp.einsum("nfp,nfp->f", xc[:, f], xc[:, f]) / m   # biased, two-pass
-            inv_std[f] = 1 / xp.sqrt(var[f] + self.eps)
-            xp.multiply(xc[:, f], (gamma[f] * inv_std[f]).reshape(-1, 1), out=y[:, f])
-            y[:, f] += beta[f].reshape(-1, 1)
-
-        for_each_range(features, self.num_features, x3.size, xp)  # a share of features per core
-        # Backward gets xc and folds inv_std into its per-feature factors: one full pass fewer
-        # than scaling xc into xhat here.
-        self._cache = ("train", xc, inv_std)
-        if self.trainable:
-            mom = self.momentum
-            rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
-            rm *= mom
-            rm += (1 - mom) * mean
-            rv *= mom
-            rv += ((1 - mom) * m / (m - 1)) * var
-        return y.reshape(x.shape)
+    def _update_running_statistics(self, mean, var, m):
+        """running = momentum * running + (1 - momentum) * batch, with the unbiased variance."""
+        mom = self.momentum
+        rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
+        rm *= mom
+        rm += (1 - mom) * mean
+        rv *= mom
+        rv += ((1 - mom) * m / (m - 1)) * var
 
     def backward(self, grad):
-        if self._cache is None:
-            raise RuntimeError(f"BatchNorm '{self.name}': backward called before forward")
-        xp = get_array_module(grad)
-        mode, saved, inv_std = self._cache
-        dy = grad.reshape(saved.shape)
-        gamma = self.params["gamma"]
-        if mode == "eval":
-            # y = x * gamma * inv_std + const: a per-feature affine map.
-            if self.trainable:
-                xhat = (saved - self.buffers["running_mean"].reshape(-1, 1)) * inv_std.reshape(-1, 1)
-                self.grads["gamma"][...] = xp.einsum("nfp,nfp->f", dy, xhat)
-                self.grads["beta"][...] = dy.sum(axis=(0, 2))
-            return (dy * (gamma * inv_std).reshape(-1, 1)).reshape(grad.shape)
-
-        xc = saved                                               # xhat = xc * inv_std
-        m = xc.shape[0] * xc.shape[2]
-        sum_dy = xp.empty_like(inv_std)
-        sum_dy_xhat = xp.empty_like(inv_std)
-        dx = xp.empty_like(xc)
-
-        def features(f):
-            sum_dy[f] = dy[:, f].sum(axis=(0, 2))
-            sum_dy_xhat[f] = xp.einsum("nfp,nfp->f", dy[:, f], xc[:, f]) * inv_std[f]
-            # dx = gamma / (m std) * (m dy - sum(dy) - xhat sum(dy xhat)), reductions per
-            # feature, built in one output array (in-place steps, no full-size temporaries).
-            xp.multiply(xc[:, f], (-sum_dy_xhat[f] * inv_std[f] / m).reshape(-1, 1), out=dx[:, f])
-            dx[:, f] += dy[:, f]
-            dx[:, f] -= (sum_dy[f] / m).reshape(-1, 1)
-            dx[:, f] *= (gamma[f] * inv_std[f]).reshape(-1, 1)
-
-        for_each_range(features, self.num_features, xc.size, xp)
+        xhat, inv_std, batch_statistics = self.saved_for_backward()
+        dy = grad.reshape(xhat.shape)
         if self.trainable:
-            self.grads["gamma"][...] = sum_dy_xhat
-            self.grads["beta"][...] = sum_dy
+            self.grads["gamma"] += (dy * xhat).sum(axis=(0, 2))
+            self.grads["beta"] += dy.sum(axis=(0, 2))
+        dxhat = dy * self.params["gamma"].reshape(-1, 1)
+        inv_std = inv_std.reshape(-1, 1)
+        if not batch_statistics:                       # running statistics: a fixed affine map
+            return (dxhat * inv_std).reshape(grad.shape)
+        # The batch's mean and variance depend on every x as well:
+        # dx = inv_std / m * (m dxhat - sum(dxhat) - xhat sum(dxhat xhat)), sums per feature.
+        m = xhat.shape[0] * xhat.shape[2]
+        sum_dxhat = dxhat.sum(axis=(0, 2), keepdims=True)
+        sum_dxhat_xhat = (dxhat * xhat).sum(axis=(0, 2), keepdims=True)
+        dx = inv_std / m * (m * dxhat - sum_dxhat - xhat * sum_dxhat_xhat)
         return dx.reshape(grad.shape)

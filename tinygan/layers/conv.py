@@ -1,76 +1,23 @@
-"""2-D convolution and its adjoint, the transposed convolution, both through im2col.
+"""2-D convolution and its adjoint, the transposed convolution, both as one matrix product.
 
-Both use the transposed im2col matrix (``im2col_t``: one *column* per window, see im2col.py) and
-hold activations as (C, N*H*W) matrices: the matrix products then read and write whole image
-planes, and NCHW <-> (C, N*H*W) only swaps N and C, a copy of whole planes rather than an
-element-by-element transpose."""
+Conv2D gathers every window of the input into a column (im2col, see tinygan/kernels/im2col.py)
+and multiplies by the filters; its backward scatters the window gradients back (col2im).
+Conv2DTranspose is the same pair the other way round: its forward is Conv2D's backward and
+its backward is Conv2D's forward.  Activations inside are (C, N*H*W) matrices, one row per
+channel; images_to_matrix / matrix_to_images convert from and to NCHW.
+"""
 from __future__ import annotations
 
 import numpy as np
 
-from ..backend import get_array_module
+from ..errors import ShapeError
 from ..initializers import get_initializer
-from ..parallel import map_parts, num_threads, worth_splitting
+from ..kernels.im2col import col2im, conv_output_size, im2col, images_to_matrix, matrix_to_images
 from .base import Layer
-from .im2col import col2im_t, conv_output_size, im2col_t
 
 
 def _pair(v):
     return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
-
-
-def _nchw_to_cm(a):
-    """(N, C, H, W) -> (C, N*H*W): one row per channel ("channel-major"), a copy of whole planes."""
-    xp = get_array_module(a)
-    n, c, h, w = a.shape
-    return xp.ascontiguousarray(a.transpose(1, 0, 2, 3)).reshape(c, n * h * w)
-
-
-def _cm_as_nchw(m, h, w):
-    """(C, N*H*W) -> an (N, C, H, W) *view* (assign it into an NCHW array to copy it there)."""
-    return m.reshape(m.shape[0], -1, h, w).transpose(1, 0, 2, 3)
-
-
-# Cache blocking, CPU only.  A whole batch's im2col matrix is tens of MB, more than the fast part
-# of the CPU caches, so building it and then reading it in the matrix product (or writing the
-# product and scattering it with col2im) is a round trip through main memory, several times
-# slower than the cache.  Chunks of the batch with matrices of up to ~8 MB stay in cache from
-# one step to the next, and at least 2048 columns keep each product large.  With several worker
-# threads (tinygan.parallel) there is at least one chunk per worker, so that all cores work; one
-# thread's gather or scatter then overlaps another's product.  A GPU wants the opposite (few,
-# large kernels), so CuPy gets the whole batch at once.
-_CHUNK_ELEMENTS = 1 << 21
-_MIN_CHUNK_COLUMNS = 2048
-
-
-def _batch_chunks(xp, n, rows, pixels):
-    """Slices of the batch for (rows, images * pixels) matrices: one slice on CuPy, ~8 MB on NumPy."""
-    if xp is not np:
-        return [slice(0, n)]
-    per = max(_CHUNK_ELEMENTS // max(rows * pixels, 1), -(-_MIN_CHUNK_COLUMNS // pixels), 1)
-    if worth_splitting(n * rows * pixels, xp):
-        per = min(per, -(-n // num_threads()))
-    return [slice(i, min(i + per, n)) for i in range(0, n, per)]
-
-
-def _accumulate(total, term):
-    """total + term, summed into total in place (None: term is the first)."""
-    if total is None:
-        return term
-    total += term
-    return total
-
-
-def _sum_into(out, partials):
-    """out[...] = the sum of the workers' partial weight gradients (one per worker)."""
-    out[...] = partials[0]
-    for p in partials[1:]:
-        out += p
-
-
-def _columns(s, pixels):
-    """The columns of a (rows, N*pixels) matrix that belong to the images in slice s."""
-    return slice(s.start * pixels, s.stop * pixels)
 
 
 class Conv2D(Layer):
@@ -92,56 +39,37 @@ class Conv2D(Layer):
         if use_bias:
             self._add_param("b", np.zeros(self.out_channels, np.float32))
 
-    def forward(self, x, training=True):
+    def _output_hw(self, x):
+        """(Ho, Wo) for input x, after checking its shape."""
         self._check_input(x, (self.in_channels, None, None))
-        n, _, h, w = x.shape
+        h, w = x.shape[2:]
         if h + 2 * self.padding < self.kh or w + 2 * self.padding < self.kw:
-            from ..errors import ShapeError
             raise ShapeError(f"Conv2D '{self.name}': input {tuple(x.shape)} is smaller than the "
                              f"{self.kh}x{self.kw} kernel even with padding {self.padding}")
-        xp = get_array_module(x)
-        ho, wo = self.output_shape(x.shape[1:])[1:]
-        w2 = self.params["W"].reshape(self.out_channels, -1)                # (C_out, C_in*kh*kw)
-        y = xp.empty((n, self.out_channels, ho, wo), dtype=xp.result_type(x.dtype, w2.dtype))
-        self.x_shape = x.shape
-        self.chunks = _batch_chunks(xp, n, w2.shape[1], ho * wo)
+        return self.output_shape(x.shape[1:])[1:]
 
-        def work(chunks):
-            kept = []
-            for s in chunks:
-                cols_t, _ = im2col_t(x[s], self.kh, self.kw, self.stride, self.padding)
-                kept.append(cols_t)                                         # (C_in*kh*kw, n*Ho*Wo)
-                y[s] = _cm_as_nchw(w2 @ cols_t, ho, wo)
-            return kept
-
-        self.cols_t = [c for kept in map_parts(work, self.chunks, xp) for c in kept]  # for dW
+    def forward(self, x, training=True):
+        ho, wo = self._output_hw(x)
+        W2 = self.params["W"].reshape(self.out_channels, -1)              # (C_out, C_in*kh*kw)
+        cols = im2col(x, self.kh, self.kw, self.stride, self.padding)     # (C_in*kh*kw, N*Ho*Wo)
+        y = W2 @ cols                                                     # (C_out, N*Ho*Wo)
         if "b" in self.params:
-            y += self.params["b"].reshape(1, -1, 1, 1)
-        return y
+            y += self.params["b"].reshape(-1, 1)
+        self.saved = (cols, x.shape)
+        return matrix_to_images(y, x.shape[0], ho, wo)
 
     def backward(self, grad):
-        xp = get_array_module(grad)
-        w2 = self.params["W"].reshape(self.out_channels, -1)
-        dx = xp.empty(self.x_shape, dtype=xp.result_type(grad.dtype, w2.dtype))
-
-        def work(chunks):
-            dw = None
-            for s, cols_t in chunks:
-                dy = _nchw_to_cm(grad[s])                                   # (C_out, n*Ho*Wo)
-                if self.trainable:
-                    # dW = dy @ cols_t.T, summed over chunks (this worker's share; the caller
-                    # adds the workers' sums).  BLAS reads the transpose in place.
-                    dw = _accumulate(dw, dy @ cols_t.T)
-                col2im_t(w2.T @ dy, dx[s].shape, self.kh, self.kw, self.stride, self.padding,
-                         out=dx[s])
-            return dw
-
-        partial_dws = map_parts(work, list(zip(self.chunks, self.cols_t)), xp)
+        cols, x_shape = self.saved_for_backward()
+        W2 = self.params["W"].reshape(self.out_channels, -1)
+        dY = images_to_matrix(grad)                                       # (C_out, N*Ho*Wo)
         if self.trainable:
-            _sum_into(self.grads["W"].reshape(w2.shape), partial_dws)
-        if self.trainable and "b" in self.params:
-            self.grads["b"][...] = grad.sum(axis=(0, 2, 3))
-        return dx
+            dW = dY @ cols.T                                              # (C_out, C_in*kh*kw)
+            self.grads["W"] += dW.reshape(self.params["W"].shape)
+            if "b" in self.params:
+                self.grads["b"] += dY.sum(axis=1)
+        dcols = W2.T @ dY                                                 # (C_in*kh*kw, N*Ho*Wo)
+        dX = col2im(dcols, x_shape, self.kh, self.kw, self.stride, self.padding)
+        return dX
 
     def output_shape(self, input_shape):
         _, h, w = input_shape
@@ -176,54 +104,38 @@ class Conv2DTranspose(Layer):
         return ((h - 1) * self.stride - 2 * self.padding + self.kh + self.output_padding,
                 (w - 1) * self.stride - 2 * self.padding + self.kw + self.output_padding)
 
-    def forward(self, x, training=True):
+    def _output_shape_of(self, x):
+        """(N, C_out, Ho, Wo) for input x, after checking its shape."""
         self._check_input(x, (self.in_channels, None, None))
-        n, _, h, w = x.shape
-        ho, wo = self._out_hw(h, w)
+        ho, wo = self._out_hw(*x.shape[2:])
         if ho < 1 or wo < 1:
-            from ..errors import ShapeError
             raise ShapeError(f"Conv2DTranspose '{self.name}': input {tuple(x.shape)} gives an "
                              f"empty output ({ho}x{wo}) with padding {self.padding}")
-        xp = get_array_module(x)
-        w2t = self.params["W"].reshape(self.in_channels, -1).T              # (C_out*kh*kw, C_in)
-        y = xp.empty((n, self.out_channels, ho, wo), dtype=xp.result_type(x.dtype, w2t.dtype))
-        self.in_shape = x.shape
-        self.x_cm = _nchw_to_cm(x)                                          # (C_in, N*H*W), kept for dW
-        self.chunks = _batch_chunks(xp, n, w2t.shape[0], h * w)
+        return (x.shape[0], self.out_channels, ho, wo)
 
-        def work(chunks):
-            for s in chunks:
-                cols_t = w2t @ self.x_cm[:, _columns(s, h * w)]            # (C_out*kh*kw, n*H*W)
-                # col2im onto the output: the scatter Conv2D's backward does with its gradient.
-                col2im_t(cols_t, y[s].shape, self.kh, self.kw, self.stride, self.padding, out=y[s])
-
-        map_parts(work, self.chunks, xp)
+    def forward(self, x, training=True):
+        y_shape = self._output_shape_of(x)
+        W2 = self.params["W"].reshape(self.in_channels, -1)               # (C_in, C_out*kh*kw)
+        X = images_to_matrix(x)                                           # (C_in, N*H*W)
+        cols = W2.T @ X                                                   # (C_out*kh*kw, N*H*W)
+        y = col2im(cols, y_shape, self.kh, self.kw, self.stride, self.padding)
         if "b" in self.params:
             y += self.params["b"].reshape(1, -1, 1, 1)
+        self.saved = (X, x.shape)
         return y
 
     def backward(self, grad):
-        xp = get_array_module(grad)
-        n, _, h, w = self.in_shape
-        w2 = self.params["W"].reshape(self.in_channels, -1)                 # (C_in, C_out*kh*kw)
-        dx = xp.empty(self.in_shape, dtype=xp.result_type(grad.dtype, w2.dtype))
-
-        def work(chunks):
-            dw = None
-            for s in chunks:
-                dcols_t, _ = im2col_t(grad[s], self.kh, self.kw, self.stride, self.padding)
-                if self.trainable:
-                    x_cm = self.x_cm[:, _columns(s, h * w)]
-                    dw = _accumulate(dw, x_cm @ dcols_t.T)
-                dx[s] = _cm_as_nchw(w2 @ dcols_t, h, w)
-            return dw
-
-        partial_dws = map_parts(work, self.chunks, xp)
+        X, x_shape = self.saved_for_backward()
+        W2 = self.params["W"].reshape(self.in_channels, -1)
+        dcols = im2col(grad, self.kh, self.kw, self.stride, self.padding)  # (C_out*kh*kw, N*H*W)
         if self.trainable:
-            _sum_into(self.grads["W"].reshape(w2.shape), partial_dws)
-        if self.trainable and "b" in self.params:
-            self.grads["b"][...] = grad.sum(axis=(0, 2, 3))
-        return dx
+            dW = X @ dcols.T                                              # (C_in, C_out*kh*kw)
+            self.grads["W"] += dW.reshape(self.params["W"].shape)
+            if "b" in self.params:
+                self.grads["b"] += grad.sum(axis=(0, 2, 3))
+        dX = W2 @ dcols                                                   # (C_in, N*H*W)
+        n, _, h, w = x_shape
+        return matrix_to_images(dX, n, h, w)
 
     def output_shape(self, input_shape):
         _, h, w = input_shape

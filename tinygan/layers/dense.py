@@ -23,17 +23,18 @@ class Dense(Layer):
 
     def forward(self, x, training=True):
         self._check_input(x, (self.in_features,))
-        self.x = x
+        self.saved = (x,)
         y = x @ self.params["W"]
         if "b" in self.params:
             y += self.params["b"]
         return y
 
     def backward(self, grad):
+        x, = self.saved_for_backward()
         if self.trainable:
-            self.grads["W"][...] = self.x.T @ grad
+            self.grads["W"] += x.T @ grad
             if "b" in self.params:
-                self.grads["b"][...] = grad.sum(axis=0)
+                self.grads["b"] += grad.sum(axis=0)
         return grad @ self.params["W"].T
 
     def output_shape(self, input_shape):

@@ -24,17 +24,17 @@ class Dropout(Layer):
             raise ValueError(f"Dropout '{name}': rate must be in [0, 1), got {rate}")
         self.rate = rate
         self.rng = np.random.default_rng(seed)
-        self.mask = None  # None: the last forward was the identity
 
     def forward(self, x, training=True):
         if not training or self.rate == 0.0:
-            self.mask = None
+            self.saved = (None,)                   # no mask: the identity
             return x
         xp = get_array_module(x)
         keep = self.rng.random(x.shape, dtype=np.float32) >= self.rate
-        self.mask = xp.asarray(keep).astype(x.dtype)
-        self.mask *= 1.0 / (1.0 - self.rate)
-        return x * self.mask
+        scaled_mask = xp.asarray(keep).astype(x.dtype) * (1.0 / (1.0 - self.rate))
+        self.saved = (scaled_mask,)
+        return x * scaled_mask
 
     def backward(self, grad):
-        return grad if self.mask is None else grad * self.mask
+        scaled_mask, = self.saved_for_backward()
+        return grad if scaled_mask is None else grad * scaled_mask

@@ -16,7 +16,6 @@ class Reshape(Layer):
         if sum(s == -1 for s in self.target_shape) > 1 or any(s < -1 or s == 0 for s in self.target_shape):
             raise ValueError(f"Reshape '{name}': target_shape {self.target_shape} must hold positive sizes "
                              "and at most one -1")
-        self.input_shape = None
 
     def output_shape(self, input_shape):
         size = math.prod(input_shape)
@@ -33,11 +32,12 @@ class Reshape(Layer):
         return out
 
     def forward(self, x, training=True):
-        self.input_shape = x.shape
+        self.saved = (x.shape,)
         return x.reshape((x.shape[0],) + self.output_shape(x.shape[1:]))
 
     def backward(self, grad):
-        return grad.reshape(self.input_shape)
+        x_shape, = self.saved_for_backward()
+        return grad.reshape(x_shape)
 
 
 class Flatten(Layer):
@@ -45,14 +45,14 @@ class Flatten(Layer):
 
     def __init__(self, name: str | None = None):
         super().__init__(name)
-        self.input_shape = None
 
     def output_shape(self, input_shape):
         return (math.prod(input_shape),)
 
     def forward(self, x, training=True):
-        self.input_shape = x.shape
+        self.saved = (x.shape,)
         return x.reshape(x.shape[0], -1)
 
     def backward(self, grad):
-        return grad.reshape(self.input_shape)
+        x_shape, = self.saved_for_backward()
+        return grad.reshape(x_shape)

@@ -8,11 +8,13 @@ from __future__ import annotations
 import math
 from contextlib import nullcontext
 
+import numpy as np
+
 from ..backend import get_array_module
 from ..errors import ShapeError
 from ..sequential import frozen
 
-__all__ = ["discriminator_accuracy"]
+__all__ = ["discriminator_accuracy", "accuracy_as_in_training"]
 
 
 def _count_predicted_real(discriminator, images, batch_size: int, from_logits: bool,
@@ -55,7 +57,8 @@ def discriminator_accuracy(discriminator, real_images, fake_images, batch_size: 
     ``overall`` (correct over all N + M images, so the larger set weighs more).
     """
     if not 0.0 < threshold < 1.0:
-        raise ValueError(f"discriminator_accuracy: threshold must be a probability in (0, 1), got {threshold}")
+        raise ValueError(f"discriminator_accuracy: threshold must be a probability in (0, 1), "
+                         f"got {threshold}")
     if batch_size < 1:
         raise ValueError(f"discriminator_accuracy: batch_size must be >= 1, got {batch_size}")
     for name, imgs in (("real_images", real_images), ("fake_images", fake_images)):
@@ -70,3 +73,22 @@ def discriminator_accuracy(discriminator, real_images, fake_images, batch_size: 
                                                  threshold, "fake_images", training)
     return {"real": real_ok / n_real, "fake": fake_ok / n_fake,
             "overall": (real_ok + fake_ok) / (n_real + n_fake)}
+
+
+def accuracy_as_in_training(generator, discriminator, real_images, z, batch_size: int) -> dict[str, float]:
+    """D's accuracy on ``real_images`` and on G(z), both networks run as the stacked trainer runs them.
+
+    The training step shows D batches of ``batch_size`` real or generated images in training mode:
+    BatchNorm normalises each batch with its own statistics.  Here G makes its images the same way
+    (``z`` (M, latent) host noise, in chunks of about ``batch_size``, none of a single row) and D
+    judges them so (``discriminator_accuracy(..., training=True)``); both are frozen meanwhile, so
+    their running averages do not move.  In inference mode D's running averages mix the statistics
+    of real and of generated batches, and that mixture makes D call nearly everything fake -- a
+    number that says nothing about the D that training actually pits against G.
+    """
+    xp = get_array_module(real_images)
+    chunks = np.array_split(z, -(-len(z) // batch_size))
+    with frozen(generator):
+        fake = xp.concatenate([generator.forward(xp.asarray(c, dtype=real_images.dtype), training=True)
+                               for c in chunks])
+    return discriminator_accuracy(discriminator, real_images, fake, batch_size=batch_size, training=True)

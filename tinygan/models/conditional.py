@@ -8,8 +8,8 @@ The label enters each network by concatenation, the simplest way that works:
   k is 1 everywhere if the label is k, else 0.  Every filter of D's first convolution can then
   weigh "is this face old?" together with the pixels.
 
-Both networks are ordinary :class:`~tinygan.sequential.Sequential` stacks (the DCGAN layout of
-:mod:`tinygan.models.dcgan`, with wider inputs); :class:`ConditionalGenerator` and
+Both networks are the DCGAN of :mod:`tinygan.models.dcgan` with extra input channels (ordinary
+:class:`~tinygan.sequential.Sequential` stacks); :class:`ConditionalGenerator` and
 :class:`ConditionalDiscriminator` are thin wrappers that run a :class:`LabelConcat` layer in
 front of them.  Concatenation has no parameters and its backward just slices: the gradient of
 ``[a | b]`` with respect to ``a`` is the matching slice of the incoming gradient; the label part
@@ -20,17 +20,13 @@ you feed in-between labels such as (0.5, 0.5), which the networks never saw in t
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..backend import get_array_module
 from ..errors import ShapeError
-from ..layers import (BatchNorm, Conv2D, Conv2DTranspose, Flatten, Layer, LeakyReLU, ReLU, Reshape,
-                      Tanh)
+from ..layers import Layer
 from ..sequential import Sequential
-
-IMAGE_SIZES = (32, 64)
+from .dcgan import dcgan_discriminator, dcgan_generator
 
 
 def one_hot(labels, n_classes: int, xp=None, dtype=np.float32):
@@ -70,7 +66,6 @@ class LabelConcat(Layer):
             raise ValueError(f"LabelConcat '{name}': mode must be 'vector' or 'maps', got {mode!r}")
         self.n_classes, self.mode = int(n_classes), mode
         self.labels = None
-        self._width = None
 
     def output_shape(self, input_shape):
         input_shape = tuple(input_shape)
@@ -84,25 +79,26 @@ class LabelConcat(Layer):
         xp = get_array_module(x)
         y = self.labels
         if tuple(y.shape) != (x.shape[0], self.n_classes):
-            raise ShapeError(f"LabelConcat '{self.name}': labels of shape {tuple(y.shape)} do not fit a batch "
-                             f"of {x.shape[0]}; expected ({x.shape[0]}, {self.n_classes})")
+            raise ShapeError(f"LabelConcat '{self.name}': labels of shape {tuple(y.shape)} do not fit a "
+                             f"batch of {x.shape[0]}; expected ({x.shape[0]}, {self.n_classes})")
         y = xp.asarray(y, dtype=x.dtype)
-        self._width = x.shape[1]
+        self.saved = (x.shape[1],)
         if self.mode == "vector":
             if x.ndim != 2:
-                raise ShapeError(f"LabelConcat '{self.name}' (vector): expected input (N, D), got {tuple(x.shape)}")
+                raise ShapeError(f"LabelConcat '{self.name}' (vector): expected input (N, D), "
+                                 f"got {tuple(x.shape)}")
             return xp.concatenate([x, y], axis=1)
         if x.ndim != 4:
-            raise ShapeError(f"LabelConcat '{self.name}' (maps): expected input (N, C, H, W), got {tuple(x.shape)}")
+            raise ShapeError(f"LabelConcat '{self.name}' (maps): expected input (N, C, H, W), "
+                             f"got {tuple(x.shape)}")
         n, _, h, w = x.shape
         maps = xp.broadcast_to(y.reshape(n, self.n_classes, 1, 1), (n, self.n_classes, h, w))
         return xp.concatenate([x, maps], axis=1)
 
     def backward(self, grad):
-        if self._width is None:
-            raise RuntimeError(f"LabelConcat '{self.name}': backward called before forward")
+        width, = self.saved_for_backward()
         # A contiguous copy: later layers (Conv2D's im2col) expect C-ordered arrays.
-        return get_array_module(grad).ascontiguousarray(grad[:, :self._width])
+        return get_array_module(grad).ascontiguousarray(grad[:, :width])
 
 
 class _Conditional:
@@ -203,12 +199,14 @@ class ConditionalGenerator(_Conditional):
 class ConditionalDiscriminator(_Conditional):
     """D(x, y): images (N, C, S, S), labels (N,) ids or (N, K) weights -> logits (N, 1)."""
 
-    def __init__(self, net: Sequential, channels: int = 3, n_classes: int = 2, name: str = "cond_discriminator"):
+    def __init__(self, net: Sequential, channels: int = 3, n_classes: int = 2,
+                 name: str = "cond_discriminator"):
         super().__init__(net, n_classes, "maps", name)
         self.channels = int(channels)
         if net.input_shape is not None and net.input_shape[0] != self.channels + self.n_classes:
             raise ShapeError(f"{name}: the network takes {net.input_shape[0]} channels, but {channels} "
-                             f"image channels plus {n_classes} label maps gives {self.channels + self.n_classes}")
+                             f"image channels plus {n_classes} label maps gives "
+                             f"{self.channels + self.n_classes}")
 
     def features(self, x, labels, n_layers: int, training: bool = False):
         """Activations after the first ``n_layers`` layers of D (for feature matching)."""
@@ -226,61 +224,29 @@ class ConditionalDiscriminator(_Conditional):
         return self.concat.backward(grad)
 
 
-# -- builders ---------------------------------------------------------------------------------------
-
-def _check_size(image_size: int) -> int:
-    if image_size not in IMAGE_SIZES:
-        raise ValueError(f"the conditional DCGAN comes in image sizes {IMAGE_SIZES}, not {image_size}")
-    return int(math.log2(image_size)) - 2      # stride-2 stages between 4x4 and the image
-
+# -- builders: the DCGAN with extra input channels ------------------------------------------------
 
 def conditional_generator(latent_dim: int = 100, n_classes: int = 2, image_size: int = 64,
-                          base_filters: int = 64, channels: int = 3, seed: int | None = 0) -> ConditionalGenerator:
-    """The DCGAN generator on ``[z | onehot(y)]``: 1x1 -> 4x4 -> ... -> image_size.
-
-    At 64x64 the layers are exactly :func:`~tinygan.models.dcgan.dcgan64_generator`'s (filters
-    8f, 4f, 2f, f); at 32x32 the first stage starts at 4f.  Weights N(0, 0.02), no conv biases.
-    """
-    n_up = _check_size(image_size)
-    rng = np.random.default_rng(seed)
-    f, in_dim = base_filters, latent_dim + n_classes
-    widths = [in_dim] + [f * 2 ** k for k in reversed(range(n_up))]   # 64: [in, 8f, 4f, 2f, f]
-    layers = [Reshape((in_dim, 1, 1), name="g_noise")]
-    for i, (cin, cout) in enumerate(zip(widths[:-1], widths[1:])):
-        stride, pad = (1, 0) if i == 0 else (2, 1)
-        layers += [Conv2DTranspose(cin, cout, 4, stride, pad, use_bias=False, rng=rng, name=f"g_deconv{i + 1}"),
-                   BatchNorm(cout, name=f"g_bn{i + 1}"), ReLU(name=f"g_relu{i + 1}")]
-    layers += [Conv2DTranspose(f, channels, 4, 2, 1, use_bias=False, rng=rng, name=f"g_deconv{n_up + 1}"),
-               Tanh(name="g_tanh")]
-    net = Sequential(layers, input_shape=(in_dim,), name=f"cdcgan{image_size}_generator")
+                          base_filters: int = 64, channels: int = 3,
+                          seed: int | None = 0) -> ConditionalGenerator:
+    """The paper's DCGAN generator (:func:`~tinygan.models.dcgan.dcgan_generator`) on ``[z | onehot(y)]``:
+    its 1x1 input map has ``latent_dim + n_classes`` channels.  At 64x64 the layers are exactly
+    :func:`~tinygan.models.dcgan.dcgan64_generator`'s; at 32x32 the first stage has 4f channels."""
+    net = dcgan_generator(latent_dim + n_classes, image_size, base_filters, channels, "paper", seed,
+                          name=f"cdcgan{image_size}_generator")
     return ConditionalGenerator(net, latent_dim, n_classes)
 
 
 def conditional_discriminator(n_classes: int = 2, image_size: int = 64, base_filters: int = 64,
                               channels: int = 3, seed: int | None = 1) -> ConditionalDiscriminator:
-    """The DCGAN discriminator on images with ``n_classes`` label maps appended: image_size -> ... -> 4 -> 1.
-
-    At 64x64 the layers match :func:`~tinygan.models.dcgan.dcgan64_discriminator` apart from the
-    ``channels + n_classes`` input channels.  No BatchNorm on the first layer.
-    """
-    n_down = _check_size(image_size)
-    rng = np.random.default_rng(seed)
-    f = base_filters
-    layers = [Conv2D(channels + n_classes, f, 4, 2, 1, use_bias=False, rng=rng, name="d_conv1"),
-              LeakyReLU(0.2, name="d_lrelu1")]
-    widths = [f * 2 ** k for k in range(n_down)]                        # 64: [f, 2f, 4f, 8f]
-    for i, (cin, cout) in enumerate(zip(widths[:-1], widths[1:]), start=2):
-        layers += [Conv2D(cin, cout, 4, 2, 1, use_bias=False, rng=rng, name=f"d_conv{i}"),
-                   BatchNorm(cout, name=f"d_bn{i}"), LeakyReLU(0.2, name=f"d_lrelu{i}")]
-    layers += [Conv2D(widths[-1], 1, 4, 1, 0, use_bias=False, rng=rng, name=f"d_conv{n_down + 1}"),
-               Flatten(name="d_logit")]
-    net = Sequential(layers, input_shape=(channels + n_classes, image_size, image_size),
-                     name=f"cdcgan{image_size}_discriminator")
+    """The paper's DCGAN discriminator on the image plus ``n_classes`` label maps (extra input channels)."""
+    net = dcgan_discriminator(image_size, base_filters, channels + n_classes, "paper", seed,
+                              name=f"cdcgan{image_size}_discriminator")
     return ConditionalDiscriminator(net, channels, n_classes)
 
 
 def build_conditional_gan(image_size: int = 64, latent_dim: int = 100, n_classes: int = 2,
                           base_filters: int = 64, channels: int = 3, seed: int = 0):
-    """(ConditionalGenerator, ConditionalDiscriminator) with the DCGAN layout at 32 or 64 pixels."""
+    """(ConditionalGenerator, ConditionalDiscriminator): the paper's DCGAN at ``image_size`` (32, 64, ...)."""
     return (conditional_generator(latent_dim, n_classes, image_size, base_filters, channels, seed),
             conditional_discriminator(n_classes, image_size, base_filters, channels, seed + 1))

@@ -1,16 +1,15 @@
-"""A training run's metrics: per-step losses and accuracies, per-epoch evaluations, CSV files.
+"""A training run's numbers: per-step losses and accuracies, per-epoch evaluations, CSV files.
 
 Each step's :class:`~tinygan.gan.StepStats` holds 0-d *device* arrays; reading one on the host
 makes the CPU wait for the GPU.  :class:`PendingStats` therefore only collects them, and
 ``flush()`` copies a whole window of steps to the host in one transfer (every N steps, when the
-progress bar refreshes).  That is also where a non-finite loss is caught: the window's rows are
-checked and :class:`NonFiniteLossError` names the first bad step.
+progress bar refreshes; the NaN guard checks the window then).  :class:`MetricsHistory` keeps
+every row, travels in the checkpoint, and writes the CSV files.
 """
 from __future__ import annotations
 
 import csv
 import io
-import math
 from pathlib import Path
 
 import numpy as np
@@ -21,17 +20,6 @@ from ..io import atomic_path
 STEP_COLUMNS = ("step", "epoch", "d_loss", "g_loss", "d_acc_real", "d_acc_fake", "images_per_sec")
 EVAL_COLUMNS = ("step", "epoch", "holdout_real_acc", "generated_acc")
 _STATS = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")
-
-
-class NonFiniteLossError(FloatingPointError):
-    """A loss became NaN or infinite: training has diverged and its weights are no longer usable."""
-
-    def __init__(self, step: int, epoch: int, values: dict):
-        self.step, self.epoch, self.values = int(step), int(epoch), dict(values)
-        bad = [k for k in ("d_loss", "g_loss") if not math.isfinite(values[k])]
-        shown = ", ".join(f"{k}={values[k]}" for k in ("d_loss", "g_loss"))
-        super().__init__(f"non-finite {' and '.join(bad)} at step {self.step} (epoch {self.epoch + 1}): "
-                         f"{shown}")
 
 
 class PendingStats:
@@ -62,14 +50,6 @@ class PendingStats:
                 for st, ep, vals in zip(self._steps, self._epochs, host)]
         self._steps, self._epochs, self._stats = [], [], []
         return rows
-
-
-def first_non_finite(rows: list[dict]) -> dict | None:
-    """The first row whose d_loss or g_loss is NaN or infinite, else None."""
-    for r in rows:
-        if not (math.isfinite(r["d_loss"]) and math.isfinite(r["g_loss"])):
-            return r
-    return None
 
 
 class MetricsHistory:
@@ -110,8 +90,9 @@ class MetricsHistory:
                 "evals": np.array(self.evals, dtype=np.float64).reshape(-1, len(EVAL_COLUMNS))}
 
     def load_state_dict(self, state: dict) -> None:
-        if list(state["step_columns"]) != list(STEP_COLUMNS) or list(state["eval_columns"]) != list(EVAL_COLUMNS):
-            raise ValueError(f"metrics history has columns {state['step_columns']} / {state['eval_columns']}, "
+        columns = (list(state["step_columns"]), list(state["eval_columns"]))
+        if columns != (list(STEP_COLUMNS), list(EVAL_COLUMNS)):
+            raise ValueError(f"metrics history has columns {columns[0]} / {columns[1]}, "
                              f"expected {list(STEP_COLUMNS)} / {list(EVAL_COLUMNS)}")
         self.steps = [tuple(float(v) for v in r) for r in np.asarray(state["steps"])]
         self.evals = [tuple(float(v) for v in r) for r in np.asarray(state["evals"])]

@@ -1,31 +1,29 @@
-"""Using every CPU core: worker threads for the layers' heavy work on NumPy.
+"""Worker threads for NumPy: several cores on one layer pass.
 
-NumPy computes on one core except inside BLAS.  With BLAS multi-threaded, a convolution on a
-2-core machine alternates between a matrix product on both cores and an im2col gather or col2im
-scatter on one, the other core idle (or spinning) meanwhile; BatchNorm, the activations and
-Adam run on one core throughout.  So the layers split their work between worker threads instead:
+NumPy computes on one core except inside BLAS (the matrix products).  On a 2-core machine a
+convolution then alternates between a product on both cores and an im2col gather or col2im
+scatter on one, and BatchNorm runs on one core throughout.  The fast passes in
+tinygan.kernels.numpy_passes split that work between worker threads instead:
 
 * a convolution hands its batch chunks to :func:`map_parts`: each worker takes a share of the
   chunks, with BLAS limited to one thread.  NumPy releases the GIL inside a matrix product, so
   while one thread multiplies, another gathers or scatters: both cores stay busy;
-* activations and BatchNorm use :func:`for_each_range` over rows of the batch or over features,
-  and the optimizers over flat pieces of the parameters: elementwise work on separate slices.
+* BatchNorm uses :func:`for_each_range` over its features, and the optimizers' updates
+  :func:`map_parts` over flat pieces of the parameters: independent work on separate slices.
 
 The number of workers is ``TINYGAN_NUM_THREADS`` if set, else the number of threads BLAS was
 started with (``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS``/``MKL_NUM_THREADS``, else the cores), so
-one setting controls both; :func:`set_num_threads` changes it.  With one worker, on CuPy, for small
-jobs, or without ``threadpoolctl`` (which switches BLAS to one thread and back), the work runs on
-the calling thread.  Each worker's share is fixed by the number of workers, so results repeat
-exactly from run to run; with another number of workers a convolution's weight gradient is summed
-in another order (float rounding).
+one setting controls both; :func:`set_num_threads` changes it.  With one worker, for small jobs,
+or without ``threadpoolctl`` (which switches BLAS to one thread and back), the work runs on the
+calling thread.  Each worker's share is fixed by the number of workers, so results repeat exactly
+from run to run; with another number of workers a convolution's weight gradient is summed in
+another order (float rounding).
 """
 from __future__ import annotations
 
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
-
-import numpy as np
 
 try:
     from threadpoolctl import ThreadpoolController
@@ -103,9 +101,9 @@ def split(items, parts: int):
     return [items[s] for s in even_ranges(len(items), max(1, min(parts, len(items))))]
 
 
-def worth_splitting(size: int, xp=np) -> bool:
+def worth_splitting(size: int) -> bool:
     """Whether work on ``size`` array elements is worth handing to several worker threads."""
-    return xp is np and size >= MIN_PARALLEL_SIZE and num_threads() > 1
+    return size >= MIN_PARALLEL_SIZE and num_threads() > 1
 
 
 def _run_as_worker(fn, part):
@@ -116,16 +114,16 @@ def _run_as_worker(fn, part):
         _in_worker.active = False
 
 
-def map_parts(fn, items, xp=np, size=None):
+def map_parts(fn, items, size=None):
     """``[fn(part) for part in split(items, workers)]``, the parts on worker threads at once.
 
     ``fn`` must only write to what its own part owns (its chunks' slices of the output) and
     return anything shared (a partial sum) for the caller to combine.  ``size``: the number of
     array elements the whole job touches, if known.  Runs in order on the calling thread where
-    threads cannot help: CuPy arrays, one worker, one item, a small job, or a call from inside
-    a worker (which would otherwise wait for the pool it occupies)."""
+    threads cannot help: one worker, one item, a small job, or a call from inside a worker
+    (which would otherwise wait for the pool it occupies)."""
     n = num_threads()
-    if (xp is not np or n == 1 or len(items) < 2 or getattr(_in_worker, "active", False)
+    if (n == 1 or len(items) < 2 or getattr(_in_worker, "active", False)
             or (size is not None and size < MIN_PARALLEL_SIZE)):
         return [fn(list(items))]
     parts = split(items, n)
@@ -140,13 +138,13 @@ def map_parts(fn, items, xp=np, size=None):
             wait(futures)
 
 
-def for_each_range(fn, n: int, size: int, xp=np) -> None:
+def for_each_range(fn, n: int, size: int) -> None:
     """``fn(s)`` for slices ``s`` that cut ``range(n)`` into one range per worker, at once.
 
     For independent work along one axis of an array of ``size`` elements: the rows of a batch
     (activations), the features (BatchNorm).  One call ``fn(slice(0, n))`` where threads cannot
     help (see ``map_parts``)."""
-    if not worth_splitting(size, xp):
+    if not worth_splitting(size):
         fn(slice(0, n))
         return
-    map_parts(lambda ranges: [fn(s) for s in ranges], even_ranges(n, num_threads()), xp)
+    map_parts(lambda ranges: [fn(s) for s in ranges], even_ranges(n, num_threads()))
