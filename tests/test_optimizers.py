@@ -196,7 +196,7 @@ def test_state_dict_contains_step_count_hyperparameters_and_moments(xp):
     opt.step([("conv1.W", xp.ones((2, 2)), xp.ones((2, 2)))])
     d = opt.state_dict()
     assert {"optimizer", "iterations", "lr", "beta1", "beta2", "eps", "schedule_decay", "m_schedule",
-            "m/conv1.W", "v/conv1.W"} == set(d)
+            "schedule", "m/conv1.W", "v/conv1.W"} == set(d)
     assert get_array_module(d["m/conv1.W"]) is xp  # left on its backend
 
 

@@ -1,11 +1,19 @@
 """Learning-rate schedules against values worked out by hand."""
 import math
 
+import numpy as np
 import pytest
 
 from tinygan.errors import ConfigError
-from tinygan.schedules import (Constant, Cosine, InverseTimeDecay, LinearToZero, make_schedule,
-                               schedule_from_config)
+from tinygan.optimizers import SGD, Adam, Nadam
+from tinygan.schedules import (
+    Constant,
+    Cosine,
+    InverseTimeDecay,
+    LinearToZero,
+    make_schedule,
+    schedule_from_config,
+)
 
 # The factors are a few float operations each: equal to the hand value within 1e-12.
 TOL = 1e-12
@@ -74,3 +82,73 @@ def test_make_schedule_builds_each_kind_from_flags():
 def test_bad_schedule_settings_are_refused_with_their_name(call, phrase):
     with pytest.raises(ConfigError, match=phrase):
         call()
+
+
+# -- schedules inside the optimizers -------------------------------------------------------------
+
+def sgd_steps(opt, n, p=None):
+    """n SGD steps on one parameter with gradient 1: p falls by exactly the sum of the lrs used."""
+    p = np.zeros(1) if p is None else p
+    for _ in range(n):
+        opt.step([("w", p, np.ones(1))])
+    return p
+
+
+def test_sgd_with_a_linear_schedule_takes_the_scheduled_step_sizes():
+    opt = SGD(lr=0.1, schedule=LinearToZero(total_steps=4))
+    p = sgd_steps(opt, 5)
+    # factors 1, 3/4, 1/2, 1/4, 0 -> p = -0.1 * 2.5
+    assert p[0] == pytest.approx(-0.25, abs=TOL)
+
+
+def test_current_lr_is_the_rate_of_the_next_update():
+    opt = Adam(lr=1e-3, schedule=InverseTimeDecay(decay=1.0))
+    assert opt.current_lr == pytest.approx(1e-3, abs=TOL)
+    sgd_steps(opt, 3)
+    assert opt.current_lr == pytest.approx(1e-3 / 4, abs=TOL)
+
+
+def test_adam_with_a_schedule_scales_the_step_it_would_take():
+    # Adam's first step is lr * sign(g) (m_hat / sqrt(v_hat) = 1); with warm-up over 4 steps, a quarter.
+    p = sgd_steps(Adam(lr=0.01, schedule=Constant(warmup_steps=4)), 1)
+    assert p[0] == pytest.approx(-0.0025, rel=1e-6)      # eps = 1e-8 against sqrt(v_hat) = 1
+
+
+def test_schedule_survives_a_save_and_load(tmp_path):
+    opt = Nadam(lr=2e-3, schedule=Cosine(total_steps=10, final=0.1, warmup_steps=2))
+    sgd_steps(opt, 3)
+    opt.save(tmp_path / "opt.npz")
+    restored = Nadam(lr=2e-3)
+    restored.load(tmp_path / "opt.npz")
+    assert restored.schedule == opt.schedule and restored.current_lr == opt.current_lr
+
+
+def test_resume_across_a_schedule_boundary_is_bit_exact(tmp_path):
+    """Warm-up ends at step 3: stop at step 2, save, load into a fresh optimizer, go on to step 6."""
+    def fresh():
+        return Adam(lr=0.05, schedule=Cosine(total_steps=6, warmup_steps=3))
+    rng = np.random.default_rng(0)
+    grads = [rng.standard_normal(5) for _ in range(6)]
+
+    straight, p1 = fresh(), np.zeros(5)
+    for g in grads:
+        straight.step([("w", p1, g)])
+
+    first, p2 = fresh(), np.zeros(5)
+    for g in grads[:2]:
+        first.step([("w", p2, g)])
+    first.save(tmp_path / "opt.npz")
+    second = Adam(lr=0.05)                    # the schedule comes from the saved state
+    second.load(tmp_path / "opt.npz")
+    for g in grads[2:]:
+        second.step([("w", p2, g)])
+    assert np.array_equal(p1, p2)
+
+
+def test_checkpoint_without_a_schedule_entry_keeps_the_optimizers_own():
+    opt = SGD(lr=0.1)
+    state = opt.state_dict()
+    del state["schedule"]                     # written before schedules existed
+    scheduled = SGD(lr=0.1, schedule=LinearToZero(10))
+    scheduled.load_state_dict(state)
+    assert scheduled.schedule == LinearToZero(10)

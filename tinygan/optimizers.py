@@ -10,13 +10,18 @@ backend, created at the first step that sees the key.  The step count ``iteratio
 optimizer (as in Keras), not per parameter: a parameter first updated at step t is bias-corrected
 with that t.  Hyperparameters (``lr``, ``beta1``, ...) are plain attributes, settable between steps.
 
+``schedule`` (a :mod:`tinygan.schedules` object, optional) scales ``lr`` per step: the update with
+index t (``iterations`` before it) uses ``current_lr = lr * schedule.factor(t)``.
+
 ``state_dict()`` is a flat ``{str: array or scalar}`` (npz-friendly): ``"optimizer"`` (class name),
-``"iterations"``, every hyperparameter, optimizer-wide scalars (Nadam's ``m_schedule``) and one
-``"{slot}/{key}"`` entry per state array (e.g. ``"m/conv1.W"``), copied but left on its backend.
+``"iterations"``, every hyperparameter, ``"schedule"`` (the schedule's settings as JSON, "" for
+none), optimizer-wide scalars (Nadam's ``m_schedule``) and one ``"{slot}/{key}"`` entry per state
+array (e.g. ``"m/conv1.W"``), copied but left on its backend.
 ``load_state_dict`` restores all of it, hyperparameters included (set them afterwards to change them).
 """
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -25,6 +30,7 @@ from . import kernels
 from .backend import get_array_module, to_numpy
 from .errors import CheckpointError, ShapeError
 from .io import load_npz, save_npz_atomic
+from .schedules import schedule_from_config
 
 
 class Optimizer:
@@ -35,8 +41,9 @@ class Optimizer:
     slots: tuple = ()      # names of the per-parameter state arrays this optimizer may keep
     scalars: tuple = ()    # optimizer-wide state beyond ``iterations`` (saved in state_dict)
 
-    def __init__(self, lr: float):
-        self.lr = float(lr)
+    def __init__(self, lr: float, schedule=None):
+        self.lr = float(lr)                # the base learning rate
+        self.schedule = schedule
         self.iterations = 0
         self.state: dict = {}      # key -> {slot: array}
         self._checked = set()      # keys whose state has been checked against (and moved to) their parameter
@@ -54,6 +61,11 @@ class Optimizer:
         raise NotImplementedError
 
     # -- stepping ------------------------------------------------------------------------------
+    @property
+    def current_lr(self) -> float:
+        """The learning rate of the next update: ``lr`` times the schedule's factor for it."""
+        return self.lr if self.schedule is None else self.lr * self.schedule.factor(self.iterations)
+
     def step(self, params) -> None:
         """Apply one update to every ``(key, param, grad)`` in ``params``, in place.
 
@@ -64,6 +76,7 @@ class Optimizer:
         for key, p, g in params:
             if key not in self._checked or not set(self._needed_slots()) <= self.state[key].keys():
                 self._prepare(key, p, g)      # new key, or a slot needed since (SGD momentum set)
+        self.step_lr = self.current_lr        # the learning rate _begin_step and _update use
         self.iterations += 1
         coeffs = self._begin_step()
         # self._update(p, g, state, coeffs) for each parameter (tinygan.kernels may split big ones
@@ -90,7 +103,8 @@ class Optimizer:
 
     # -- saving and restoring ------------------------------------------------------------------
     def state_dict(self) -> dict:
-        d = {"optimizer": type(self).__name__, "iterations": self.iterations}
+        d = {"optimizer": type(self).__name__, "iterations": self.iterations,
+             "schedule": "" if self.schedule is None else json.dumps(self.schedule.to_config())}
         for name in self.hyperparams + self.scalars:
             d[name] = getattr(self, name)
         for key, state in self.state.items():
@@ -114,7 +128,7 @@ class Optimizer:
             raise CheckpointError(f"{name}: state is missing {missing}")
         new_state: dict = {}
         for k, v in d.items():
-            if k in ("optimizer", "iterations") + self.hyperparams + self.scalars:
+            if k in ("optimizer", "iterations", "schedule") + self.hyperparams + self.scalars:
                 continue
             slot, sep, key = k.partition("/")
             if not sep or slot not in self.slots:
@@ -155,6 +169,9 @@ class Optimizer:
             raise
 
         self.iterations = int(d["iterations"])
+        if "schedule" in d:                   # absent in checkpoints from before schedules: keep ours
+            config = str(d["schedule"])
+            self.schedule = schedule_from_config(json.loads(config)) if config else None
         for n in self.scalars:
             setattr(self, n, float(d[n]))
         # Copies, so that stepping never writes into the caller's dict.
@@ -181,6 +198,8 @@ class Optimizer:
 
     def __repr__(self):
         hp = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.hyperparams)
+        if self.schedule is not None:
+            hp += f", schedule={self.schedule!r}"
         return f"{type(self).__name__}({hp})"
 
 
@@ -197,8 +216,8 @@ class SGD(Optimizer):
     hyperparams = ("lr", "momentum", "nesterov")
     slots = ("momentum",)
 
-    def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False):
-        super().__init__(lr)
+    def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False, schedule=None):
+        super().__init__(lr, schedule)
         if momentum < 0:
             raise ValueError(f"SGD: momentum must be >= 0, got {momentum}")
         if nesterov and momentum == 0:
@@ -210,7 +229,7 @@ class SGD(Optimizer):
         return self.slots if self.momentum else ()
 
     def _update(self, p, g, state, coeffs):
-        lr, mu = self.lr, self.momentum
+        lr, mu = self.step_lr, self.momentum
         if not mu:
             p -= lr * g
             return
@@ -238,13 +257,14 @@ class Adam(Optimizer):
     hyperparams = ("lr", "beta1", "beta2", "eps")
     slots = ("m", "v")
 
-    def __init__(self, lr: float = 2e-4, beta1: float = 0.5, beta2: float = 0.999, eps: float = 1e-8):
-        super().__init__(lr)
+    def __init__(self, lr: float = 2e-4, beta1: float = 0.5, beta2: float = 0.999, eps: float = 1e-8,
+                 schedule=None):
+        super().__init__(lr, schedule)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
 
     def _begin_step(self):
         t = self.iterations
-        step_size = self.lr / (1 - self.beta1 ** t)
+        step_size = self.step_lr / (1 - self.beta1 ** t)
         inv_sqrt_bc2 = 1 / math.sqrt(1 - self.beta2 ** t)
         return step_size, inv_sqrt_bc2
 
@@ -292,8 +312,8 @@ class Nadam(Optimizer):
     scalars = ("m_schedule",)
 
     def __init__(self, lr: float = 2e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-7,
-                 schedule_decay: float = 0.004):
-        super().__init__(lr)
+                 schedule_decay: float = 0.004, schedule=None):
+        super().__init__(lr, schedule)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         self.schedule_decay = float(schedule_decay)
         self.m_schedule = 1.0
@@ -306,8 +326,8 @@ class Nadam(Optimizer):
         sched_next = sched_new * mu_t1
         self.m_schedule = sched_new
         # lr * m_bar = c_g * g + c_m * m  (lr folded into both coefficients)
-        c_g = self.lr * (1 - mu_t) / (1 - sched_new)
-        c_m = self.lr * mu_t1 / (1 - sched_next)
+        c_g = self.step_lr * (1 - mu_t) / (1 - sched_new)
+        c_m = self.step_lr * mu_t1 / (1 - sched_next)
         inv_sqrt_bc2 = 1 / math.sqrt(1 - self.beta2 ** t)
         return c_g, c_m, inv_sqrt_bc2
 

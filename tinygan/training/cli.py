@@ -195,7 +195,8 @@ def run_command(main, argv=None) -> int:
             raise
         if e.errno in _FULL:
             _error(f"{e.strerror} while writing {e.filename or 'a file'}: free some space and run again; "
-                   f"what was written before (the last checkpoint) is intact")
+                   f"files are replaced only once fully written, so what was saved before (a run's last "
+                   f"checkpoint) is intact")
         elif e.strerror and e.filename:
             _error(f"{e.strerror}: {e.filename}")
         else:
