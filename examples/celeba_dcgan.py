@@ -25,11 +25,13 @@ from tinygan import training
 from tinygan.checkpoint import restore_training_state, training_state
 from tinygan.data import Minibatches, load_faces
 from tinygan.gan import GeneratorEMA, StackedGANTrainer, StepStats
-from tinygan.images import save_image_grid
+from tinygan.images import make_grid, save_png_atomic
 from tinygan.metrics import accuracy_as_in_training
 from tinygan.models import build_gan
 from tinygan.optimizers import OPTIMIZERS
+from tinygan.schedules import SCHEDULES, make_schedule
 from tinygan.training import cli
+from tinygan.training.tensorboard import TensorBoardLogger
 
 # Settings that define a run.  A resumed run takes them from its checkpoint (so `--resume --out DIR`
 # is enough); giving one with a different value is an error, because it could not continue exactly.
@@ -41,6 +43,8 @@ RUN_DEFAULTS = {
     "batch_size": 64,             # D sees batch_size / 2 real + batch_size / 2 generated, G batch_size
     "optimizer": None,            # adam at 64x64 (DCGAN paper), nadam at 128x128 (Keras face GANs)
     "lr": 2e-4, "beta1": 0.5, "g_loss": "non_saturating", "real_label": 1.0,   # 0.9: label smoothing
+    "lr_schedule": "constant", "lr_decay": 0.0, "warmup_steps": 0,
+    "lr_steps": None,             # steps of a linear/cosine schedule (default: --epochs x steps/epoch)
     "ema": False, "ema_decay": 0.999, "ema_start": 1000, "seed": 0,
 }
 
@@ -61,6 +65,11 @@ def parse_args(argv=None):
     p.add_argument("--optimizer", choices=["adam", "nadam"], **run, help="default adam at 64, nadam at 128")
     p.add_argument("--lr", type=cli.positive_float, **run, help="learning rate of both optimizers (2e-4)")
     p.add_argument("--beta1", type=cli.probability, **run, help="first-moment decay in [0, 1) (0.5)")
+    p.add_argument("--lr-schedule", choices=sorted(SCHEDULES), **run, help="constant (default), "
+                   "inverse-time (Keras: lr / (1 + decay * step)), linear or cosine to 0 over --lr-steps")
+    p.add_argument("--lr-decay", type=cli.non_negative_float, **run, help="decay of inverse-time (0)")
+    p.add_argument("--warmup-steps", type=cli.non_negative_int, **run, help="ramp the lr up over N steps")
+    p.add_argument("--lr-steps", type=cli.positive_int, **run, help="length of linear/cosine (epochs)")
     p.add_argument("--g-loss", choices=["non_saturating", "saturating"], **run, help="G's loss")
     p.add_argument("--label-smoothing", dest="real_label", nargs="?", const=0.9, **run,
                    type=cli.number_in(0, 1, low_open=True), help="D's target for real images (0.9 if bare)")
@@ -77,6 +86,7 @@ def parse_args(argv=None):
     p.add_argument("--log-every", type=cli.positive_int, default=10, help="steps per progress update (10)")
     p.add_argument("--keep-checkpoints", action="store_true", help="also keep epoch_XXX.npz")
     p.add_argument("--no-progress", action="store_true", help="plain log lines instead of progress bars")
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files to --out")
     args = p.parse_args(argv)
     if getattr(args, "data", None) is not None:
         args.data = str(Path(args.data).expanduser().resolve())
@@ -117,8 +127,11 @@ def main(argv=None) -> int:
     G, D = build_gan(cfg["model"], cfg["image_size"], latent, seed=seed, base_filters=cfg["base_filters"])
     G, D = G.to(backend), D.to(backend)
     print(G.summary(), D.summary(), sep="\n")
-    g_opt = OPTIMIZERS[cfg["optimizer"]](lr=cfg["lr"], beta1=cfg["beta1"])
-    d_opt = OPTIMIZERS[cfg["optimizer"]](lr=cfg["lr"], beta1=cfg["beta1"])
+    cfg["lr_steps"] = cfg["lr_steps"] or args.epochs * len(batches)
+    schedule = make_schedule(cfg["lr_schedule"], total_steps=cfg["lr_steps"], decay=cfg["lr_decay"],
+                             warmup_steps=cfg["warmup_steps"])
+    g_opt = OPTIMIZERS[cfg["optimizer"]](lr=cfg["lr"], beta1=cfg["beta1"], schedule=schedule)
+    d_opt = OPTIMIZERS[cfg["optimizer"]](lr=cfg["lr"], beta1=cfg["beta1"], schedule=schedule)
     trainer = StackedGANTrainer(G, D, g_opt, d_opt, latent_dim=latent, backend=backend, g_loss=cfg["g_loss"],
                                 real_label=cfg["real_label"], seed=seed + 2)
     ema = GeneratorEMA(G, cfg["ema_decay"], cfg["ema_start"]) if cfg["ema"] else None
@@ -128,8 +141,10 @@ def main(argv=None) -> int:
     # ---- outputs; on --resume, the state to continue from -------------------------------------
     history = training.MetricsHistory()
     title = f"{cfg['model']} {cfg['image_size']}px, {len(train_set)} images, batch {batch_size}"
-    log = training.ProgressLog([training.CSVLogger(run.path, history, title)], batch_size, args.log_every,
-                               bar=not args.no_progress)
+    loggers = [training.CSVLogger(run.path, history, title)]
+    if args.tensorboard:                 # resumed: drop points a killed run logged after its checkpoint
+        loggers.append(TensorBoardLogger(run.path, purge_step=(checkpoint or {"step": 0})["step"] + 1))
+    log = training.ProgressLog(loggers, batch_size, args.log_every, bar=not args.no_progress)
     ckpt = training.Checkpointer(run.checkpoint_path, keep_epochs=args.keep_checkpoints)
     epoch = 0                                                # completed epochs
     if checkpoint is not None:
@@ -147,8 +162,10 @@ def main(argv=None) -> int:
             ema.recalibrate_batchnorm(backend.asarray(rng.standard_normal((batch_size, latent)))
                                       for _ in range(8))
         images = training.generate(ema.model if ema is not None else G, fixed_noise, backend)
+        grid = make_grid(images, nrow=10)
         for path in (run / name, run / "samples_latest.png"):
-            save_image_grid(images, path, nrow=10)
+            save_png_atomic(grid, path)
+        log.log_image("samples", grid, trainer.steps)
 
     def save(epochs_done, epoch_end=None):
         log.flush()                                          # the checkpoint's history ends at this step
@@ -174,7 +191,8 @@ def main(argv=None) -> int:
                 trainer.steps += 1
                 if ema is not None:
                     ema.update(G)
-                log.add(trainer.steps, epoch, StepStats(d_loss, g_loss, acc_real, acc_fake))
+                log.add(trainer.steps, epoch, StepStats(d_loss, g_loss, acc_real, acc_fake),
+                        {"d_lr": d_opt.step_lr, "g_lr": g_opt.step_lr})
                 if args.sample_every and trainer.steps % args.sample_every == 0:
                     save_samples(f"samples_step_{trainer.steps:07d}.png")
                 stop = interrupt.requested or trainer.steps >= max_steps

@@ -341,3 +341,27 @@ def test_128_pixel_run_defaults_to_nadam(tmp_path, env):
     assert Image.open(out / "samples_latest.png").size == (10 * 130 + 2,) * 2
 
 # A user's mistakes (one error line, no traceback, nothing lost) are tests/test_cli_errors.py's.
+
+
+def test_resume_across_the_end_of_a_warm_up_equals_the_straight_scheduled_run(tmp_path, env):
+    """A cosine schedule with a 3-step warm-up over the 7-step epoch: stopped at step 2 (inside the
+    warm-up) and resumed to the end == 7 straight steps, bit for bit; metrics.csv holds the rates."""
+    flags = [*TINY, "--lr-schedule", "cosine", "--warmup-steps", "3", "--epochs", "1"]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    run(TRAIN, *flags, "--out", straight, env=env)
+    run(TRAIN, *flags, "--max-steps", "2", "--out", split, env=env)
+    run(TRAIN, "--backend", "numpy", "--no-progress", "--resume", "--epochs", "1", "--out", split, env=env)
+    assert_same_training_state(straight / "last.npz", split / "last.npz")
+    rows = (straight / "metrics.csv").read_text().splitlines()
+    g_lr = [float(r.split(",")[rows[0].split(",").index("g_lr")]) for r in rows[1:]]
+    # lr 2e-4 x (t+1)/3 during the warm-up, then the cosine over 7 steps; 6 significant digits in the CSV
+    expected = [2e-4 * min(1, (t + 1) / 3) * 0.5 * (1 + np.cos(np.pi * t / 7)) for t in range(7)]
+    np.testing.assert_allclose(g_lr, expected, rtol=1e-5)
+
+
+def test_tensorboard_flag_writes_event_files_into_the_run_folder(tmp_path, env):
+    pytest.importorskip("tensorboardX", reason='the tensorboard extra is not installed')
+    out = tmp_path / "tb"
+    run(TRAIN, *TINY, "--max-steps", "2", "--log-every", "1", "--tensorboard", "--out", out, env=env)
+    events = list(out.glob("events.out.tfevents.*"))
+    assert len(events) == 1 and events[0].stat().st_size > 0

@@ -43,14 +43,19 @@ def plot_losses(history, path, title: str | None = None, window: int | None = No
     bottom  D's accuracy on the real and on the generated half of each training batch (smoothed),
             and, as markers, its accuracy on held-out real images and on fresh generated images
             after each epoch (``history.evals``), if any
+    third   the learning rates, when a schedule changed them during the run
 
     ``history`` is a :class:`tinygan.training.MetricsHistory`.
     """
     from matplotlib.figure import Figure
 
     step = history.column("step")
-    fig = Figure(figsize=(9, 7), dpi=100, layout="constrained")
-    ax_loss, ax_acc = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
+    lrs = {name: history.column(name) for name in ("d_lr", "g_lr")}
+    scheduled = any(np.nanmax(v) > np.nanmin(v) for v in lrs.values() if np.isfinite(v).any())
+    fig = Figure(figsize=(9, 8.5 if scheduled else 7), dpi=100, layout="constrained")
+    axes = fig.subplots(3 if scheduled else 2, 1, sharex=True,
+                        height_ratios=(3, 2, 1.3) if scheduled else (3, 2))
+    ax_loss, ax_acc = axes[:2]
     colours = {"d_loss": "tab:blue", "g_loss": "tab:orange"}
     for name, label in (("d_loss", "D loss"), ("g_loss", "G loss")):
         y = history.column(name)
@@ -74,9 +79,15 @@ def plot_losses(history, path, title: str | None = None, window: int | None = No
     ax_acc.axhline(0.5, color="grey", linewidth=0.8, linestyle="--")
     ax_acc.set_ylim(-0.03, 1.03)
     ax_acc.set_ylabel("discriminator accuracy")
-    ax_acc.set_xlabel("training step")
     ax_acc.grid(alpha=0.3)
     ax_acc.legend(loc="lower right", fontsize=8)
+    if scheduled:
+        for name, label, colour in (("d_lr", "D", "tab:blue"), ("g_lr", "G", "tab:orange")):
+            axes[2].plot(step, lrs[name], color=colour, linewidth=1.4, label=f"{label} learning rate")
+        axes[2].set_ylabel("learning rate")
+        axes[2].grid(alpha=0.3)
+        axes[2].legend(loc="upper right", fontsize=8)
+    axes[-1].set_xlabel("training step")
 
     path = Path(path)
     with atomic_path(path) as tmp:

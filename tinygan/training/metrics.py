@@ -17,7 +17,10 @@ import numpy as np
 from ..backend import get_array_module, to_numpy
 from ..io import atomic_path
 
-STEP_COLUMNS = ("step", "epoch", "d_loss", "g_loss", "d_acc_real", "d_acc_fake", "images_per_sec")
+STEP_COLUMNS = ("step", "epoch", "d_loss", "g_loss", "d_acc_real", "d_acc_fake", "d_lr", "g_lr",
+                "images_per_sec")
+# Histories saved before the learning rates were logged lack these two: they load as NaN.
+_LR_COLUMNS = ("d_lr", "g_lr")
 EVAL_COLUMNS = ("step", "epoch", "holdout_real_acc", "generated_acc")
 _STATS = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")
 
@@ -26,19 +29,21 @@ class PendingStats:
     """Step statistics still on the device, waiting to be copied to the host in one go."""
 
     def __init__(self):
-        self._steps, self._epochs, self._stats = [], [], []
+        self._steps, self._epochs, self._stats, self._lrs = [], [], [], []
 
     def __len__(self) -> int:
         return len(self._stats)
 
-    def add(self, step: int, epoch: int, stats) -> None:
+    def add(self, step: int, epoch: int, stats, lrs: dict | None = None) -> None:
+        """``lrs``: the learning rates the step used, {"d_lr": ..., "g_lr": ...} (host numbers)."""
         self._steps.append(int(step))
         self._epochs.append(int(epoch))
         self._stats.append(stats)
+        self._lrs.append({k: float((lrs or {}).get(k, np.nan)) for k in _LR_COLUMNS})
 
     def flush(self) -> list[dict]:
-        """Rows {step, epoch, d_loss, g_loss, d_acc_real, d_acc_fake} as Python numbers, in step
-        order; one device-to-host copy for the whole window.  Empties the buffer."""
+        """Rows {step, epoch, d_loss, g_loss, d_acc_real, d_acc_fake, d_lr, g_lr} as Python numbers,
+        in step order; one device-to-host copy for the whole window.  Empties the buffer."""
         if not self._stats:
             return []
         first = self._stats[0].d_loss
@@ -46,9 +51,9 @@ class PendingStats:
         table = xp.stack([xp.stack([xp.asarray(getattr(s, k), dtype=xp.float64) for k in _STATS])
                           for s in self._stats])
         host = to_numpy(table)
-        rows = [dict(step=st, epoch=ep, **{k: float(v) for k, v in zip(_STATS, vals)})
-                for st, ep, vals in zip(self._steps, self._epochs, host)]
-        self._steps, self._epochs, self._stats = [], [], []
+        rows = [dict(step=st, epoch=ep, **{k: float(v) for k, v in zip(_STATS, vals)}, **lrs)
+                for st, ep, vals, lrs in zip(self._steps, self._epochs, host, self._lrs)]
+        self._steps, self._epochs, self._stats, self._lrs = [], [], [], []
         return rows
 
 
@@ -66,7 +71,7 @@ class MetricsHistory:
 
     def add_steps(self, rows: list[dict], images_per_sec: float) -> None:
         for r in rows:
-            self.steps.append(tuple(float(r[c]) if c != "images_per_sec" else float(images_per_sec)
+            self.steps.append(tuple(float(images_per_sec) if c == "images_per_sec" else float(r.get(c, np.nan))
                                     for c in STEP_COLUMNS))
 
     def add_eval(self, step: int, epoch: int, holdout_real_acc: float, generated_acc: float) -> None:
@@ -91,10 +96,13 @@ class MetricsHistory:
 
     def load_state_dict(self, state: dict) -> None:
         columns = (list(state["step_columns"]), list(state["eval_columns"]))
-        if columns != (list(STEP_COLUMNS), list(EVAL_COLUMNS)):
+        old_steps = [c for c in STEP_COLUMNS if c not in _LR_COLUMNS]
+        if columns[1] != list(EVAL_COLUMNS) or columns[0] not in (list(STEP_COLUMNS), old_steps):
             raise ValueError(f"metrics history has columns {columns[0]} / {columns[1]}, "
                              f"expected {list(STEP_COLUMNS)} / {list(EVAL_COLUMNS)}")
-        self.steps = [tuple(float(v) for v in r) for r in np.asarray(state["steps"])]
+        saved = columns[0]
+        self.steps = [tuple(float(r[saved.index(c)]) if c in saved else np.nan for c in STEP_COLUMNS)
+                      for r in np.asarray(state["steps"])]
         self.evals = [tuple(float(v) for v in r) for r in np.asarray(state["evals"])]
 
     @staticmethod

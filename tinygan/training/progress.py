@@ -46,9 +46,10 @@ class ProgressLog:
                              dynamic_ncols=True)
         self.restart_clock()
 
-    def add(self, step: int, epoch: int, stats) -> None:
-        """Record one step's StepStats; every ``every`` steps, :meth:`flush`."""
-        self.pending.add(step, epoch, stats)
+    def add(self, step: int, epoch: int, stats, lrs: dict | None = None) -> None:
+        """Record one step's StepStats (and the learning rates it used, {"d_lr", "g_lr"});
+        every ``every`` steps, :meth:`flush`."""
+        self.pending.add(step, epoch, stats, lrs)
         self._output(lambda: self._bar.update(1) if self._bar is not None else None)
         if len(self.pending) >= self.every:
             self.flush()
@@ -67,6 +68,8 @@ class ProgressLog:
         info = {"d_loss": f"{mean['d_loss']:.3f}", "g_loss": f"{mean['g_loss']:.3f}",
                 "d_acc": f"{(mean['d_acc_real'] + mean['d_acc_fake']) / 2:.2f}",
                 "img_s": f"{images_per_sec:.1f}"}
+        if rows[-1]["g_lr"] == rows[-1]["g_lr"]:           # not NaN: the rates were given
+            info["lr"] = f"{rows[-1]['g_lr']:.2e}"
         if self._bar is not None:
             self._output(lambda: self._bar.set_postfix(info))
         else:
@@ -76,6 +79,10 @@ class ProgressLog:
     def log_eval(self, step: int, epoch: int, values: dict) -> None:
         for logger in self.loggers:
             logger.log_eval(step, epoch, values)
+
+    def log_image(self, tag: str, image, step: int) -> None:
+        for logger in self.loggers:
+            logger.log_image(tag, image, step)
 
     def write(self) -> None:
         """Every logger writes its files."""
