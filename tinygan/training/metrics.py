@@ -71,8 +71,8 @@ class MetricsHistory:
 
     def add_steps(self, rows: list[dict], images_per_sec: float) -> None:
         for r in rows:
-            self.steps.append(tuple(float(images_per_sec) if c == "images_per_sec" else float(r.get(c, np.nan))
-                                    for c in STEP_COLUMNS))
+            values = {**r, "images_per_sec": images_per_sec}
+            self.steps.append(tuple(float(values.get(c, np.nan)) for c in STEP_COLUMNS))
 
     def add_eval(self, step: int, epoch: int, holdout_real_acc: float, generated_acc: float) -> None:
         self.evals.append((float(step), float(epoch), float(holdout_real_acc), float(generated_acc)))
