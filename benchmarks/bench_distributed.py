@@ -48,7 +48,8 @@ def worker(args):
     """One rank: train, time, and (rank 0) print one JSON line."""
     import numpy as np
 
-    from tinygan.distributed import DistributedStackedGANTrainer, from_environment
+    from tinygan.distributed import from_environment
+    from tinygan.gan import StackedGANTrainer
     from tinygan.models.dcgan import dcgan64_discriminator, dcgan64_generator
     from tinygan.optimizers import Adam
 
@@ -68,8 +69,8 @@ def worker(args):
     comm.broadcast_arrays = timed(comm.broadcast_arrays)
 
     G, D = dcgan64_generator(100, args.filters, 3, seed=0), dcgan64_discriminator(args.filters, 3, seed=1)
-    trainer = DistributedStackedGANTrainer(G, D, Adam(2e-4, 0.5), Adam(2e-4, 0.5), communicator=comm,
-                                           latent_dim=100, seed=0)
+    trainer = StackedGANTrainer(G, D, Adam(2e-4, 0.5), Adam(2e-4, 0.5), communicator=comm,
+                                latent_dim=100, seed=0)
     real = np.random.default_rng(comm.rank).uniform(-1, 1, (args.batch // 2, 3, 64, 64)).astype(np.float32)
     for _ in range(args.warmup):
         trainer.train_step(real)

@@ -5,6 +5,7 @@
     python examples/celeba_dcgan.py --data ../shared/data/celeba-10k --epochs 5
     python examples/celeba_dcgan.py --resume                          # continue runs/celeba_dcgan
     python examples/sample.py --run runs/celeba_dcgan                 # draw from the result
+    mpiexec -n 4 python examples/celeba_dcgan.py --backend cupy ...   # 4 GPUs: docs/distributed.md
 
 Each step is the Keras recipe (tinygan.gan.StackedGANTrainer): D learns from half a batch of real and
 half a batch of generated images, then G learns through the frozen D.  --out gets config.json, sample
@@ -12,6 +13,8 @@ grids from a fixed noise, losses.png, metrics.csv, eval.csv (D's accuracy on hel
 faces) and last.npz, the checkpoint, after every epoch and every --save-every steps.  Ctrl-C, SIGTERM
 and SIGHUP finish the step, save and exit (130, 143, 129); --resume continues exactly (bit for bit on
 NumPy).  A NaN loss stops the run (exit 3) and keeps the last good checkpoint.  See tinygan.training.
+Under mpiexec every rank (process) trains on its share of each --batch-size batch, the gradients are
+averaged, and rank 0 alone prints and writes (tinygan.distributed).
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinygan import training
+from tinygan import distributed, training
 from tinygan.checkpoint import restore_training_state, training_state
 from tinygan.data import Minibatches, load_faces
 from tinygan.gan import GeneratorEMA, StackedGANTrainer, StepStats
@@ -61,7 +64,7 @@ def parse_args(argv=None):
     p.add_argument("--image-size", type=int, choices=[64, 128], **run, help="64 (default) or 128")
     p.add_argument("--base-filters", type=cli.positive_int, **run, help="DCGAN width f (default 64)")
     p.add_argument("--latent-dim", type=cli.positive_int, **run, help="noise dimension (default 100)")
-    p.add_argument("--batch-size", type=cli.positive_int, **run, help="full batch, even (default 64)")
+    p.add_argument("--batch-size", type=cli.positive_int, **run, help="global batch, even (default 64)")
     p.add_argument("--optimizer", choices=["adam", "nadam"], **run, help="default adam at 64, nadam at 128")
     p.add_argument("--lr", type=cli.positive_float, **run, help="learning rate of both optimizers (2e-4)")
     p.add_argument("--beta1", type=cli.probability, **run, help="first-moment decay in [0, 1) (0.5)")
@@ -95,7 +98,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    run = training.RunFolder(args.out)
+    backend = cli.backend_from_flag(args.backend)
+    comm = distributed.init(backend)        # under `mpiexec -n N`: rank comm.rank of N; else one process
+    run = training.RunFolder(args.out, communicator=comm)          # rank 0 reads and writes for all
 
     # ---- settings: the defaults, or the resumed run's own, then the command line --------------
     checkpoint = run.load_checkpoint() if args.resume else run.check_no_run()
@@ -108,17 +113,21 @@ def main(argv=None) -> int:
     seed, latent, batch_size = cfg["seed"], cfg["latent_dim"], cfg["batch_size"]
     half = batch_size // 2                 # D sees half a batch of real and half of generated images
     cli.require(batch_size % 2 == 0, f"--batch-size must be even (half real, half fake), got {batch_size}")
-    backend = cli.backend_from_flag(args.backend)
+    cli.require(half % comm.size == 0, f"--batch-size {batch_size} is the global batch: each of the "
+                f"{comm.size} ranks takes an equal share of both halves, so it must divide by {2*comm.size}")
     run.prepare()                                            # also removes temp files of killed runs
-    print(f"backend: {backend.name} ({backend.dtype.name})" + "".join(f"\nnote: {n}" for n in notes))
+    print(f"backend: {backend.name} ({backend.dtype.name})" + f", {comm.size} ranks" * (comm.size > 1)
+          + "".join(f"\nnote: {n}" for n in notes))
 
     # ---- data: real faces in [-1, 1], NCHW; a few held out to measure the discriminator -------
-    faces = load_faces(cfg["data"], cfg["image_size"], limit=cfg["limit"], progress=not args.no_progress)
+    with comm.root_first():                  # rank 0 decodes and caches; the other ranks read its cache
+        faces = load_faces(cfg["data"], cfg["image_size"], limit=cfg["limit"], progress=not args.no_progress)
     print(faces.summary())
     n_holdout = cfg["holdout"] if cfg["holdout"] is not None else min(500, len(faces) // 10)
     cli.check_batch_fits(len(faces), n_holdout, batch_size)
     train_set, holdout = faces.split(n_holdout, seed=seed)
-    batches = Minibatches(train_set, half, seed=seed + 3, backend=backend)
+    # The same seeded global batches on every rank; each rank loads its share (comm.shard).
+    batches = Minibatches(train_set, half, seed=seed + 3, backend=backend, shard=comm.shard)
     held_out = holdout.batch(np.arange(len(holdout)), backend) if len(holdout) >= 2 else None
     print(f"training on {len(train_set)} images ({len(batches)} steps per epoch of {half} real + {half} "
           f"generated for D, {batch_size} generated for G); {len(holdout)} held out")
@@ -128,12 +137,13 @@ def main(argv=None) -> int:
     G, D = G.to(backend), D.to(backend)
     print(G.summary(), D.summary(), sep="\n")
     cfg["lr_steps"] = cfg["lr_steps"] or args.epochs * len(batches)
+    cli.check_schedule(cfg, given)
     schedule = make_schedule(cfg["lr_schedule"], total_steps=cfg["lr_steps"], decay=cfg["lr_decay"],
                              warmup_steps=cfg["warmup_steps"])
     g_opt = OPTIMIZERS[cfg["optimizer"]](lr=cfg["lr"], beta1=cfg["beta1"], schedule=schedule)
     d_opt = OPTIMIZERS[cfg["optimizer"]](lr=cfg["lr"], beta1=cfg["beta1"], schedule=schedule)
     trainer = StackedGANTrainer(G, D, g_opt, d_opt, latent_dim=latent, backend=backend, g_loss=cfg["g_loss"],
-                                real_label=cfg["real_label"], seed=seed + 2)
+                                real_label=cfg["real_label"], seed=seed + 2, communicator=comm)
     ema = GeneratorEMA(G, cfg["ema_decay"], cfg["ema_start"]) if cfg["ema"] else None
     # The same 100 noise vectors every epoch, so the grids show how one set of faces evolves.
     fixed_noise = np.random.default_rng(seed + 4).standard_normal((100, latent)).astype(np.float32)
@@ -141,11 +151,12 @@ def main(argv=None) -> int:
     # ---- outputs; on --resume, the state to continue from -------------------------------------
     history = training.MetricsHistory()
     title = f"{cfg['model']} {cfg['image_size']}px, {len(train_set)} images, batch {batch_size}"
-    loggers = [training.CSVLogger(run.path, history, title)]
-    if args.tensorboard:                 # resumed: drop points a killed run logged after its checkpoint
+    loggers = [training.CSVLogger(run.path, history, title, writer=run.writer)]
+    if args.tensorboard and run.writer:  # resumed: drop points a killed run logged after its checkpoint
         loggers.append(TensorBoardLogger(run.path, purge_step=(checkpoint or {"step": 0})["step"] + 1))
-    log = training.ProgressLog(loggers, batch_size, args.log_every, bar=not args.no_progress)
-    ckpt = training.Checkpointer(run.checkpoint_path, keep_epochs=args.keep_checkpoints)
+    log = training.ProgressLog(loggers, batch_size, args.log_every, bar=not args.no_progress,
+                               communicator=comm)                    # losses: means over the ranks
+    ckpt = training.Checkpointer(run.checkpoint_path, keep_epochs=args.keep_checkpoints, writer=run.writer)
     epoch = 0                                                # completed epochs
     if checkpoint is not None:
         restore_training_state(checkpoint, trainer, batches=batches, ema=ema, history=history, path=ckpt.path)
@@ -161,6 +172,8 @@ def main(argv=None) -> int:
             rng = np.random.default_rng([seed, 11])
             ema.recalibrate_batchnorm(backend.asarray(rng.standard_normal((batch_size, latent)))
                                       for _ in range(8))
+        if not run.writer:
+            return
         images = training.generate(ema.model if ema is not None else G, fixed_noise, backend)
         grid = make_grid(images, nrow=10)
         for path in (run / name, run / "samples_latest.png"):
@@ -181,13 +194,16 @@ def main(argv=None) -> int:
               f"{args.max_steps}, --epochs {args.epochs}); nothing to do")
         return 0
     stop = False
-    with training.DeferredInterrupt() as interrupt, training.stop_on_divergence(
-            ckpt, hint="Try a lower --lr, or --label-smoothing.", before=log.finish):
+    # A rank that fails aborts all (none waits forever); the NaN guard stops every rank alike.
+    with (training.DeferredInterrupt(communicator=comm) as interrupt,
+          comm.abort_on_error(agreed=(training.TrainingDiverged,)),
+          training.stop_on_divergence(ckpt, hint="Try a lower --lr, or --label-smoothing.",
+                                      before=log.finish)):
         while epoch < args.epochs and not stop:
             log.start_epoch(epoch, args.epochs, len(batches), batches.position % len(batches))
             for real in batches:                             # the rest of this epoch (all, unless resumed)
                 d_loss, acc_real, acc_fake = trainer.discriminator_step(real)   # (1) D: real vs generated
-                g_loss = trainer.generator_step(batch_size)                     # (2) G: fool the frozen D
+                g_loss = trainer.generator_step(batch_size // comm.size)        # (2) G: fool the frozen D
                 trainer.steps += 1
                 if ema is not None:
                     ema.update(G)
@@ -195,7 +211,7 @@ def main(argv=None) -> int:
                         {"d_lr": d_opt.step_lr, "g_lr": g_opt.step_lr})
                 if args.sample_every and trainer.steps % args.sample_every == 0:
                     save_samples(f"samples_step_{trainer.steps:07d}.png")
-                stop = interrupt.requested or trainer.steps >= max_steps
+                stop = interrupt.requested_on_any_rank() or trainer.steps >= max_steps   # on any rank
                 mid_epoch = batches.position < len(batches)              # the epoch's end saves anyway
                 if mid_epoch and (stop or (args.save_every and trainer.steps % args.save_every == 0)):
                     save(epoch)
@@ -206,7 +222,7 @@ def main(argv=None) -> int:
                 log.close()
                 if held_out is not None:                     # D as in training, on held-out and fake faces
                     z = np.random.default_rng([seed, 7, epoch]).standard_normal((len(holdout), latent))
-                    acc = accuracy_as_in_training(G, D, held_out, z, batch_size=half)
+                    acc = accuracy_as_in_training(G, D, held_out, z, batch_size=half // comm.size)
                     log.log_eval(trainer.steps, epoch, {"holdout_real_acc": acc["real"],
                                                         "generated_acc": acc["fake"]})
                     log.message(f"epoch {epoch + 1}: D calls {acc['real']:.1%} of {len(holdout)} held-out "
@@ -215,7 +231,7 @@ def main(argv=None) -> int:
                 epoch += 1
                 save(epoch, epoch_end=epoch)
                 log.message(f"epoch {epoch} done at step {trainer.steps}; saved {ckpt.path}")
-                stop = stop or interrupt.requested
+                stop = stop or interrupt.requested_on_any_rank()
     log.close()
     if not stop:
         log.message(f"finished {args.epochs} epochs ({trainer.steps} steps); outputs in {run}")

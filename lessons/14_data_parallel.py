@@ -29,7 +29,6 @@ except ModuleNotFoundError:  # a notebook whose working directory is the reposit
 import numpy as np
 
 from tinygan.distributed import (
-    DistributedStackedGANTrainer,
     LocalGroup,
     from_environment,
     rank_seed,
@@ -170,7 +169,7 @@ def where_batchnorm_breaks_it(args, x, target) -> dict:
 # %% [markdown]
 # ## 3. Training on 2 ranks
 #
-# A dense GAN on lesson 8's ring of points, trained by `DistributedStackedGANTrainer` on 2 ranks,
+# A dense GAN on lesson 8's ring of points, trained by `StackedGANTrainer(communicator=...)` on 2 ranks,
 # each with its own copy of G and D and half of every batch, and each drawing its own noise.
 # With mpi4py the script starts itself under `mpiexec` (`--rank-worker DIR`: each rank saves its
 # final weights there); without it 2 threads of this process play the ranks
@@ -189,8 +188,7 @@ def gan(batchnorm: bool):
 def train_on_rank(comm, steps: int, half_batch: int, batchnorm: bool) -> dict:
     """``steps`` data-parallel steps on this rank; returns the final G and D weights."""
     G, D = gan(batchnorm)
-    trainer = DistributedStackedGANTrainer(G, D, SGD(0.05), SGD(0.05), communicator=comm,
-                                           latent_dim=LATENT, seed=SEED)
+    trainer = StackedGANTrainer(G, D, SGD(0.05), SGD(0.05), communicator=comm, latent_dim=LATENT, seed=SEED)
     data = ring_points(np.random.default_rng(0), steps * half_batch)
     for step in range(steps):
         trainer.train_step(comm.shard(data[step * half_batch:(step + 1) * half_batch]))

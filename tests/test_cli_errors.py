@@ -156,6 +156,10 @@ BAD_COMMAND_LINES = [     # script, arguments, exit code, phrase of the one erro
     ("celeba_dcgan", [*TINY, "--data", "{tmp}/corrupt.zip", *OUT], 1, "not a valid zip archive"),
     ("celeba_dcgan", [*TINY, "--data", "{tmp}/unreadable", *OUT], 1, "none of the 6 image files"),
     ("celeba_dcgan", [*TINY, "--latent-dim", "100000000000", *OUT], 1, "out of memory"),
+    ("celeba_dcgan", [*TINY, "--lr-decay", "0.5", *OUT], 2, "--lr-decay sets the inverse-time schedule's"),
+    ("celeba_dcgan", [*TINY, "--lr-steps", "10", *OUT], 2, "--lr-steps is the length of a linear or cosine"),
+    ("celeba_dcgan", [*TINY, "--epochs", "1", "--lr-schedule", "cosine", "--warmup-steps", "7", *OUT], 2,
+     "--warmup-steps 7 is not shorter than the cosine schedule's 7 steps"),      # 1 epoch of 7 steps
     # -- celeba_dcgan.py: the output folder and --resume
     ("celeba_dcgan", [*TINY, "--out", "{tmp}/a_file"], 2, "a_file is a file; expected a folder"),
     ("celeba_dcgan", [*TINY, "--out", "{tmp}/a_file/run"], 2, "cannot write into the output folder"),

@@ -1,17 +1,20 @@
 """Data-parallel training (tinygan.distributed): ranks that average their gradients train as one.
 
-Two kinds of tests:
+Three kinds of tests:
 
 * in this process: the one-process communicator, batch shards and seeds, and ranks as threads
   (``LocalGroup``), the plain reference whose mean is ``(g_0 + g_1) / 2`` array by array;
 * real MPI ranks: ``mpiexec -n 2`` runs the scripts in tests/mpi_scripts/ (skipped, saying why,
   where mpi4py or mpiexec is missing: ``pip install -e ".[mpi]"``).  Each run has a timeout, so a
-  rank stuck in a collective fails the test instead of hanging the suite.
+  rank stuck in a collective fails the test instead of hanging the suite;
+* the example itself, ``mpiexec -n 2 python examples/celeba_dcgan.py`` on 64 embedded faces with
+  4 filters: who writes and prints, resume, and the one-line errors.
 
-Every MPI test takes 1-5 s on 2 CPU cores (a launch is ~1 s; the model is a DCGAN with 8 filters).
-That averaging equals training on the whole batch (without BatchNorm) is lesson 14's claim,
-tested in test_lesson_14.py.
+Every MPI test takes 1-5 s on 2 CPU cores (a launch is ~1 s; the model is a DCGAN with 8 filters);
+the example's tests take ~13 s together.  That averaging equals training on the whole batch
+(without BatchNorm) is lesson 14's claim, tested in test_lesson_14.py.
 """
+import copy
 import json
 import os
 import signal
@@ -26,7 +29,6 @@ import pytest
 from tinygan.checkpoint import load_checkpoint, restore_training_state, save_checkpoint, training_state
 from tinygan.distributed import (
     DistributedError,
-    DistributedStackedGANTrainer,
     LocalGroup,
     SingleProcess,
     find_mpiexec,
@@ -97,7 +99,7 @@ def assert_states_equal(a, b):
 
 
 def small_trainer(communicator, seed=11):
-    return DistributedStackedGANTrainer(
+    return StackedGANTrainer(
         dcgan64_generator(train_ranks.LATENT, train_ranks.FILTERS, 3, seed=0),
         dcgan64_discriminator(train_ranks.FILTERS, 3, seed=1), Adam(2e-4, 0.5), Adam(2e-4, 0.5),
         communicator=communicator, latent_dim=train_ranks.LATENT, seed=seed)
@@ -176,17 +178,39 @@ def test_run_on_root_raises_the_roots_error_on_every_rank():
     assert LocalGroup(2).run(rank_main) == ["no checkpoint at /nonexistent/checkpoint.npz"] * 2
 
 
-def test_distributed_trainer_on_one_process_trains_exactly_like_the_stacked_trainer(one_worker):
+def test_thread_ranks_hold_identical_state_and_the_checkpoint_keeps_each_ranks_noise(one_worker):
+    real = train_ranks.fixed_images()[:8]
+
+    def rank_main(comm):
+        trainer = small_trainer(comm)
+        trainer.train_step(comm.shard(real))
+        return trainer.state_dict(), trainer.noise_rng.bit_generator.state
+
+    (state0, noise0), (state1, noise1) = LocalGroup(2).run(rank_main)
+    assert noise0 != noise1                                      # each rank draws its own noise
+    assert state0["world_size"] == 2 and state0["rank_noise_rng"] == [noise0, noise1]
+    assert state0["noise_rng"] == noise0
+    assert_states_equal(leaves(state0), leaves(state1))          # weights, moments, buffers: same bits
+
+    def resume(comm):
+        trainer = small_trainer(comm, seed=99)
+        trainer.load_state_dict(state0)
+        return trainer.noise_rng.bit_generator.state
+    assert LocalGroup(2).run(resume) == [noise0, noise1]         # every rank continues its own stream
+
+
+def test_one_process_checkpoint_has_one_rank_and_an_older_one_without_ranks_resumes_exactly(one_worker):
     real = train_ranks.fixed_images()[:4]
-    plain = StackedGANTrainer(dcgan64_generator(train_ranks.LATENT, train_ranks.FILTERS, 3, seed=0),
-                              dcgan64_discriminator(train_ranks.FILTERS, 3, seed=1), Adam(2e-4, 0.5),
-                              Adam(2e-4, 0.5), latent_dim=train_ranks.LATENT, seed=11)
-    wrapped = small_trainer(SingleProcess())
-    for _ in range(2):
-        plain.train_step(real)
-        wrapped.train_step(real)
-    expected, got = leaves(plain.state_dict()), leaves(wrapped.state_dict())
-    assert_states_equal(expected, {k: got[k] for k in expected})
+    trainer = small_trainer(None)
+    trainer.train_step(real)
+    state = trainer.state_dict()
+    assert state["world_size"] == 1 and state["rank_noise_rng"] == [state["noise_rng"]]
+    older = {k: v for k, v in state.items() if k not in ("world_size", "rank_noise_rng")}
+    trainer.train_step(real)
+    resumed = small_trainer(None, seed=5)
+    resumed.load_state_dict(copy.deepcopy(older))
+    resumed.train_step(real)
+    assert_states_equal(leaves(trainer.state_dict()), leaves(resumed.state_dict()))
 
 
 def test_resuming_with_another_number_of_ranks_is_refused(tmp_path, one_worker):
@@ -328,3 +352,100 @@ def test_mpiexec_timeout_kills_a_hanging_run(tmp_path):
                     "else:\n    import time; time.sleep(600)\n")
     with pytest.raises(subprocess.TimeoutExpired):
         run_ranks(2, [hang], timeout=3)
+
+
+# -- the example on two ranks -----------------------------------------------------------------------
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "celeba_dcgan.py"
+# 64 embedded faces (58 to train), a global batch of 8 (each rank: 2 real + 2 generated for D, 4 for G)
+TINY = ["--backend", "numpy", "--limit", "64", "--batch-size", "8", "--base-filters", "4", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def example_env(tmp_path_factory):
+    return {**RANK_ENV, "TINYGAN_CACHE": str(tmp_path_factory.mktemp("cache")),
+            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
+
+
+def example(n, *args, env, writes_to=None, expect=0):
+    """``mpiexec -n n python examples/celeba_dcgan.py *args`` (n = 1: plain ``python``); with
+    ``writes_to``, each rank records the files it writes there (mpi_scripts/record_writes.py)."""
+    command = [EXAMPLE, *TINY, *args]
+    if writes_to is not None:
+        command = [SCRIPTS / "record_writes.py", writes_to, *command]
+    if n == 1:
+        result = subprocess.run([sys.executable, *map(str, command)], capture_output=True, text=True,
+                                env={**os.environ, **env}, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+    else:
+        result = run_ranks(n, command, timeout=TIMEOUT, env=env)
+    assert result.returncode == expect, result.stderr[-3000:]
+    return result
+
+
+def writes_under(log_dir, rank, *folders):
+    written = json.loads((Path(log_dir) / f"writes_rank{rank}.json").read_text())
+    return [w for w in written if any(Path(w).is_relative_to(Path(f).resolve()) for f in folders)]
+
+
+@pytest.fixture(scope="module")
+def example_runs(tmp_path_factory, example_env):
+    """2 steps on 2 ranks then resumed to 4 (each rank recording what it writes), and 4 straight."""
+    root = tmp_path_factory.mktemp("example")
+    logs = {name: root / f"writes_{name}" for name in ("first", "resumed")}
+    for d in logs.values():
+        d.mkdir()
+    first = example(2, "--max-steps", "2", "--out", root / "run", env=example_env, writes_to=logs["first"])
+    example(2, "--resume", "--max-steps", "4", "--out", root / "run", env=example_env,
+            writes_to=logs["resumed"])
+    example(2, "--max-steps", "4", "--out", root / "straight", env=example_env)
+    return {"run": root / "run", "straight": root / "straight", "logs": logs, "first": first,
+            "cache": example_env["TINYGAN_CACHE"]}
+
+
+@needs_mpi
+def test_example_on_two_ranks_writes_and_speaks_from_rank_0_alone(example_runs):
+    run, cache = example_runs["run"], example_runs["cache"]
+    assert {"config.json", "last.npz", "metrics.csv", "losses.png", "samples_latest.png"} <= {
+        p.name for p in run.iterdir()}
+    for log in example_runs["logs"].values():
+        assert run / "last.npz" in map(Path, writes_under(log, 0, run))
+        assert writes_under(log, 1, run, cache) == []     # not the run's files, not the image cache
+    assert example_runs["first"].stdout.count("backend: numpy (float32), 2 ranks") == 1
+
+
+@needs_mpi
+def test_example_resumed_on_two_ranks_equals_a_straight_two_rank_run(example_runs):
+    resumed = load_checkpoint(example_runs["run"] / "last.npz")
+    straight = load_checkpoint(example_runs["straight"] / "last.npz")
+    assert straight["step"] == 4 and straight["trainer"]["world_size"] == 2
+    for key in ("trainer", "data", "epoch", "step", "extra"):
+        assert_states_equal(leaves(resumed[key], key), leaves(straight[key], key))
+    # the logged losses (means over the ranks) too; images/s is a wall-clock measurement
+    columns = list(straight["history"]["step_columns"])
+    keep = [i for i, c in enumerate(columns) if c != "images_per_sec"]
+    assert np.array_equal(resumed["history"]["steps"][:, keep], straight["history"]["steps"][:, keep])
+
+
+@needs_mpi
+def test_example_resumed_with_another_number_of_ranks_is_refused_in_one_line(example_runs, example_env,
+                                                                           tmp_path):
+    r = example(1, "--resume", "--out", example_runs["run"], env=example_env, expect=1)
+    assert r.stderr.strip().splitlines() == [
+        f"error: checkpoint {example_runs['run'] / 'last.npz'} does not fit this run: it was written by a "
+        f"run on 2 ranks and this run has 1: resume it with `mpiexec -n 2 ...` (each rank's noise and "
+        f"share of every batch depend on the number of ranks)"]
+    example(1, "--max-steps", "1", "--out", tmp_path / "one", env=example_env)
+    r = example(2, "--resume", "--max-steps", "2", "--out", tmp_path / "one", env=example_env, expect=1)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "written by a run on 1 rank and this run has 2" in lines[0]
+    assert "one process, without mpiexec" in lines[0]
+
+
+@needs_mpi
+def test_example_global_batch_that_the_ranks_cannot_share_is_one_error_naming_the_flag(example_env,
+                                                                                     tmp_path):
+    r = example(2, "--batch-size", "6", "--out", tmp_path / "run", env=example_env, expect=2)
+    assert r.stderr.strip().splitlines() == [
+        "error: --batch-size 6 is the global batch: each of the 2 ranks takes an equal share of both "
+        "halves, so it must divide by 4"]
+    assert not (tmp_path / "run").exists()

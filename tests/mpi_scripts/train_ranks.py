@@ -25,7 +25,8 @@ import numpy as np  # noqa: E402
 
 from tinygan.checkpoint import load_checkpoint, restore_training_state, save_checkpoint, training_state  # noqa: E402
 from tinygan.data.batches import Minibatches  # noqa: E402
-from tinygan.distributed import DistributedStackedGANTrainer, from_environment  # noqa: E402
+from tinygan.distributed import from_environment  # noqa: E402
+from tinygan.gan import StackedGANTrainer  # noqa: E402
 from tinygan.models.dcgan import dcgan64_discriminator, dcgan64_generator  # noqa: E402
 from tinygan.optimizers import SGD, Adam  # noqa: E402
 
@@ -65,8 +66,8 @@ def train(comm, args, stop_requested=None) -> dict:
     batches = Minibatches(data, args.batch, seed=7)
     G = dcgan64_generator(LATENT, FILTERS, 3, seed=0)
     D = dcgan64_discriminator(FILTERS, 3, seed=1)
-    trainer = DistributedStackedGANTrainer(G, D, optimizer(args.optimizer), optimizer(args.optimizer),
-                                           communicator=comm, latent_dim=LATENT, seed=11)
+    trainer = StackedGANTrainer(G, D, optimizer(args.optimizer), optimizer(args.optimizer),
+                                communicator=comm, latent_dim=LATENT, seed=11)
     checkpoint = Path(args.out) / "checkpoint.npz"
 
     def save():

@@ -245,10 +245,14 @@ class Minibatches:
     Order comes only from this object's own ``np.random.Generator``, so ``state_dict()`` (RNG
     state at the start of the epoch + batches already served) and ``load_state_dict()`` let a
     resumed run see exactly the batches the interrupted run would have seen.
+
+    ``shard``: a function that picks, from each batch's sample indices, the ones this process
+    loads: a data-parallel rank's share (``communicator.shard``, :mod:`tinygan.distributed`).
+    The order, the number of batches and the state stay those of the whole batches.
     """
 
     def __init__(self, data, batch_size: int, seed: int = 0, backend=None, drop_last: bool = True,
-                 labels=None, shuffle: bool = True):
+                 labels=None, shuffle: bool = True, shard=None):
         self.data = data
         self.n = len(data)
         self.batch_size = int(batch_size)
@@ -268,6 +272,7 @@ class Minibatches:
             if len(labels) != self.n:
                 raise ValueError(f"Minibatches: {len(labels)} labels for {self.n} samples")
         self.labels = labels
+        self.shard = shard
         self._rng = np.random.default_rng(seed)
         self.epoch = 0            # epochs started so far, minus one
         self.position = 0         # batches already served in the current epoch
@@ -313,8 +318,10 @@ class Minibatches:
         return order[start:start + self.batch_size]
 
     def next_batch(self):
-        """The next batch, starting a new shuffled epoch when the current one is used up."""
-        return self._take(self.next_indices())
+        """The next batch (this process's share of it, with ``shard``), starting a new shuffled
+        epoch when the current one is used up."""
+        indices = self.next_indices()
+        return self._take(indices if self.shard is None else self.shard(indices))
 
     def __iter__(self) -> Iterator:
         self._roll_epoch_if_done()

@@ -2,7 +2,7 @@
 gradients averaged before every optimizer step so that the copies stay identical.
 
     comm = distributed.init(backend)          # MPI under `mpiexec -n N`, else a one-process no-op
-    trainer = DistributedStackedGANTrainer(G, D, g_opt, d_opt, communicator=comm, ...)
+    trainer = StackedGANTrainer(G, D, g_opt, d_opt, communicator=comm, ...)
     with comm.abort_on_error():
         for step in ...:
             trainer.train_step(comm.shard(global_half_batch))
@@ -10,26 +10,28 @@ gradients averaged before every optimizer step so that the copies stay identical
                 ...
 
 Modules: ``communicator`` (the API, one process and MPI), ``nccl`` (CuPy arrays over NCCL),
-``local`` (ranks as threads, the plain reference), ``trainer`` (the stacked GAN trainer on one
-rank), ``launch`` (starting ranks with mpiexec from Python).
+``local`` (ranks as threads, the plain reference), ``launch`` (starting ranks with mpiexec from
+Python).  The trainer's side is four lines of :class:`tinygan.gan.StackedGANTrainer`; the run's
+(who writes, how a stop is agreed) is in :mod:`tinygan.training`.
 """
 from .communicator import (
     Communicator,
     DistributedError,
     MPICommunicator,
     SingleProcess,
+    check_world_size,
     from_environment,
     init,
     launched_world_size,
     mpi_available,
+    quiet_other_ranks,
     rank_seed,
     shard_rows,
 )
 from .launch import find_mpiexec, run_ranks, why_mpi_cannot_run
 from .local import LocalCommunicator, LocalGroup
-from .trainer import AveragingOptimizer, DistributedStackedGANTrainer, average_then_step
 
 __all__ = ["Communicator", "SingleProcess", "MPICommunicator", "LocalGroup", "LocalCommunicator",
            "DistributedError", "init", "from_environment", "launched_world_size", "mpi_available",
-           "shard_rows", "rank_seed", "average_then_step", "AveragingOptimizer",
-           "DistributedStackedGANTrainer", "find_mpiexec", "run_ranks", "why_mpi_cannot_run"]
+           "shard_rows", "rank_seed", "check_world_size", "quiet_other_ranks", "find_mpiexec",
+           "run_ranks", "why_mpi_cannot_run"]

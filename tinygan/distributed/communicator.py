@@ -28,6 +28,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..backend import get_array_module, to_numpy
+from ..errors import CheckpointError
 
 # Launchers tell each process how many were started: MPICH/Hydra and Intel MPI (PMI_SIZE), Open MPI,
 # MVAPICH.  Reading them lets a plain `python script.py` skip importing MPI at all.
@@ -53,6 +54,36 @@ def shard_rows(batch, rank: int, size: int):
                                f"use a batch size divisible by {size}")
     b = n // size
     return batch[rank * b:(rank + 1) * b]
+
+
+def check_world_size(saved: int, size: int) -> None:
+    """CheckpointError unless a checkpoint written by a run on ``saved`` ranks is resumed on
+    ``size``: each rank's noise and its share of every batch depend on the number of ranks."""
+    if saved != size:
+        how = f"`mpiexec -n {saved} ...`" if saved > 1 else "one process, without mpiexec"
+        raise CheckpointError(f"it was written by a run on {saved} rank{'s' * (saved != 1)} and this run "
+                              f"has {size}: resume it with {how} (each rank's noise and share of every "
+                              f"batch depend on the number of ranks)")
+
+
+def _travelling(e: BaseException) -> BaseException:
+    """``e`` if it survives pickling (being sent to the other ranks), else a DistributedError with
+    its text (an exception whose constructor takes other arguments than its message cannot)."""
+    try:
+        pickle.loads(pickle.dumps(e))
+        return e
+    except Exception:
+        return DistributedError(f"{type(e).__name__}: {e}")
+
+
+def _naming_rank(e: BaseException, rank: int, size: int) -> BaseException:
+    """``e`` with "on rank R of N: " before its message, where its type allows (for the ranks that
+    raise another rank's error)."""
+    try:
+        named = type(e)(f"on rank {rank} of {size}: {e}")
+        return named if str(named).startswith("on rank") else e
+    except Exception:
+        return e
 
 
 def rank_seed(seed, rank: int):
@@ -114,9 +145,10 @@ class Communicator:
         """Replace every gradient in ``params`` (the ``(key, param, grad)`` list that optimizers
         take, e.g. ``model.trainable_parameters()``) by its mean over the ranks, in place.
         Every rank must call it with the same keys in the same order."""
-        grads = [g for _, _, g in params]
-        if self.size > 1 and grads:
-            self.average_arrays(grads)
+        if self.size > 1:                     # one process: not even a list is made
+            grads = [g for _, _, g in params]
+            if grads:
+                self.average_arrays(grads)
 
     def broadcast_parameters(self, *models) -> None:
         """Give every rank rank 0's weights and buffers (before training, so all copies start equal)."""
@@ -145,33 +177,70 @@ class Communicator:
 
         If it raises there, every rank raises the same error, so a bad path or checkpoint stops
         all ranks alike instead of leaving the others waiting for rank 0."""
+        if self.size == 1:
+            return fn(*args, **kwargs)
         payload = None
         if self.is_root:
             try:
                 payload = ("ok", fn(*args, **kwargs))
             except Exception as e:  # handed to every rank below
-                try:
-                    pickle.dumps(e)
-                except Exception:   # an exception that cannot travel: send its message
-                    e = DistributedError(f"{type(e).__name__}: {e}")
-                payload = ("error", e)
+                payload = ("error", _travelling(e))
         kind, value = self.broadcast_object(payload)
         if kind == "error":
             raise value
         return value
 
     @contextmanager
-    def abort_on_error(self):
+    def root_first(self):
+        """A block that rank 0 runs first and the other ranks after it (rank 0 fills a cache that
+        the others then read, instead of all building it at once).
+
+        An exception in the block on any rank is raised on every rank (naming the rank it came
+        from), so a missing file on one machine stops all ranks alike instead of leaving the
+        others waiting.  A collective: every rank runs the block."""
+        if self.size == 1:
+            yield
+            return
+        error = None
+        if self.is_root:
+            try:
+                yield
+            except BaseException as e:          # Ctrl-C too: the others must not wait for rank 0
+                error = e
+            self.broadcast_object(None if error is None else _travelling(error))
+            if error is not None:
+                raise error
+        else:
+            first = self.broadcast_object(None)
+            if first is not None:
+                raise first
+            try:
+                yield
+            except BaseException as e:
+                error = e
+        errors = self.allgather_object(None if error is None else _travelling(error))
+        if error is not None:
+            raise error
+        failed = next((r for r, e in enumerate(errors) if e is not None), None)
+        if failed is not None:
+            raise _naming_rank(errors[failed], failed, self.size)
+
+    @contextmanager
+    def abort_on_error(self, agreed=()):
         """Wrap a run: an exception that escapes on one rank aborts every rank with a message.
 
         Without it the failed rank exits while the others wait forever in their next all-reduce.
-        ``sys.exit(0)`` passes through (a clean stop that all ranks agreed on, see :meth:`any_rank`);
-        in one process everything passes through untouched."""
+        ``sys.exit(0)`` passes through (a clean stop that all ranks agreed on, see :meth:`any_rank`),
+        and so do the exception types in ``agreed``: errors that every rank raises at the same step
+        (the NaN guard's, decided from numbers every rank shares), which end each rank the normal
+        way.  In one process everything passes through untouched."""
         if self.size == 1:
             yield self
             return
         try:
             yield self
+        except tuple(agreed):
+            raise
         except SystemExit as e:
             if e.code in (None, 0):
                 raise
@@ -309,10 +378,35 @@ class MPICommunicator(Communicator):
         # One write, then a pause: mpiexec forwards output asynchronously, and an abort that
         # comes first tears the ranks down with the message still in the pipe.
         text = f"{details}error: rank {self.rank} of {self.size}: {message}\n"
-        os.write(sys.stderr.fileno(), text.encode(errors="replace"))
+        os.write(_terminal_fd(), text.encode(errors="replace"))
         time.sleep(ABORT_GRACE_S)
         self.comm.Abort(code)
         os._exit(code)           # MPI_Abort may return before the launcher kills this process
+
+
+def _terminal_fd() -> int:
+    """The process's own stderr, also where :func:`quiet_other_ranks` has muted ``sys.stderr``."""
+    try:
+        return sys.__stderr__.fileno()
+    except (AttributeError, OSError, ValueError):
+        return 2
+
+
+def quiet_other_ranks(comm) -> None:
+    """On every rank but 0, ``print``, progress bars, warnings and ``error:`` lines go nowhere:
+    rank 0 speaks for the run, whose ranks all do (and fail) alike.  What one rank alone has to
+    say still reaches the terminal, naming the rank: :meth:`Communicator.abort`'s message and the
+    traceback of an uncaught exception."""
+    if comm.is_root:
+        return
+    devnull = open(os.devnull, "w")
+    sys.stdout = sys.stderr = devnull
+
+    def excepthook(kind, value, tb):
+        text = "".join(traceback.format_exception(kind, value, tb))
+        os.write(_terminal_fd(), f"rank {comm.rank} of {comm.size}: {text}".encode(errors="replace"))
+
+    sys.excepthook = excepthook
 
 
 def launched_world_size() -> int:
@@ -352,16 +446,18 @@ def from_environment() -> Communicator:
     return comm
 
 
-def init(backend="numpy") -> Communicator:
+def init(backend="numpy", quiet: bool = True) -> Communicator:
     """The communicator of this run, set up for ``backend`` ("numpy", "cupy", or a Backend).
 
     Call it first, before any array is made: on CuPy each rank binds the GPU of its local rank
     (its index among the ranks on its machine) and the gradients go through NCCL, or through host
-    copies and MPI where NCCL is missing."""
+    copies and MPI where NCCL is missing.  ``quiet``: only rank 0 prints (:func:`quiet_other_ranks`)."""
     comm = from_environment()
     name = getattr(backend, "name", backend)
     if comm.size > 1 and name == "cupy":
         from .nccl import bind_local_gpu, nccl_reduce_or_none
         bind_local_gpu(comm)
         comm.device_reduce = nccl_reduce_or_none(comm)
+    if quiet:
+        quiet_other_ranks(comm)
     return comm

@@ -13,6 +13,12 @@ One step:
 
 G's loss is the non-saturating -log D(G(z)) by default; ``g_loss="saturating"`` is the original
 minimax log(1 - D(G(z))), whose gradient vanishes exactly when D wins (early in training).
+
+Data parallelism (``communicator``, see :mod:`tinygan.distributed`): every rank builds the same
+trainer and calls each step with its own shard of the global batch.  Four lines differ from one
+process: the weights start as rank 0's, each rank draws its own noise, the gradients are averaged
+over the ranks right before every optimizer step, and BatchNorm's running averages are rank 0's
+after every step.  With the default one-process communicator each of these is a no-op.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..backend import Backend, get_backend, to_numpy
+from ..distributed.communicator import SingleProcess, check_world_size
 from ..losses import binary_cross_entropy_with_logits
 from ..sequential import frozen
 
@@ -43,13 +50,14 @@ class StackedGANTrainer:
 
     real label ``real_label`` (1.0, or 0.9 for one-sided label smoothing: only D's real targets
     are softened, so D stays uncertain about real images but G still aims at 1).
+    communicator  the ranks of a data-parallel run (:mod:`tinygan.distributed`); None: one process.
     """
 
     G_LOSSES = ("non_saturating", "saturating")
 
     def __init__(self, generator, discriminator, g_optimizer, d_optimizer, latent_dim: int = 100,
                  backend: Backend | str = "numpy", g_loss: str = "non_saturating",
-                 real_label: float = 1.0, seed: int = 0):
+                 real_label: float = 1.0, seed: int = 0, communicator=None):
         if g_loss not in self.G_LOSSES:
             raise ValueError(f"g_loss must be one of {self.G_LOSSES}, got {g_loss!r}")
         self.G, self.D = generator, discriminator
@@ -57,10 +65,13 @@ class StackedGANTrainer:
         self.latent_dim = int(latent_dim)
         self.backend = get_backend(backend)
         self.g_loss_kind, self.real_label = g_loss, float(real_label)
+        self.comm = SingleProcess() if communicator is None else communicator
         # Noise comes from a host generator: its state is a small dict that a checkpoint can
-        # store, so a resumed run draws exactly the noise an uninterrupted one would.
-        self.noise_rng = np.random.default_rng(seed)
+        # store, so a resumed run draws exactly the noise an uninterrupted one would.  Each rank
+        # has its own stream; rank 0's is ``seed``'s, the one a single process draws.
+        self.noise_rng = np.random.default_rng(self.comm.rank_seed(seed))
         self.steps = 0
+        self.comm.broadcast_parameters(self.G, self.D)     # every rank starts from rank 0's weights
 
     # -- pieces ----------------------------------------------------------------------------------
     def sample_noise(self, n: int):
@@ -83,13 +94,18 @@ class StackedGANTrainer:
         logits_fake = self.D.forward(fake, training=True)
         loss_fake, grad = binary_cross_entropy_with_logits(logits_fake, 0.0)
         self.D.backward(0.5 * grad)
-        self.d_opt.step(self.D.trainable_parameters())
+        params = self.D.trainable_parameters()
+        self.comm.average_gradients(params)      # data parallel: the mean over the ranks' shards
+        self.d_opt.step(params)
         acc_real = (logits_real > 0).mean()
         acc_fake = (logits_fake < 0).mean()
         return 0.5 * (loss_real + loss_fake), acc_real, acc_fake
 
     def generator_step(self, n: int):
-        """One optimizer step of G through the frozen D on a full batch of ``n`` fresh samples."""
+        """One optimizer step of G through the frozen D on a full batch of ``n`` fresh samples.
+
+        G's step ends a training step, so here every rank also takes rank 0's BatchNorm running
+        averages (each rank's moved with its own shard's statistics)."""
         with frozen(self.D):
             self.G.zero_grad()
             fake = self.G.forward(self.sample_noise(n), training=True)
@@ -101,11 +117,16 @@ class StackedGANTrainer:
                 loss, grad = binary_cross_entropy_with_logits(logits, 0.0)
                 loss, grad = -loss, -grad
             self.G.backward(self.D.backward(grad))
-            self.g_opt.step(self.G.trainable_parameters())
+            params = self.G.trainable_parameters()
+            self.comm.average_gradients(params)
+            self.g_opt.step(params)
+        self.comm.broadcast_buffers(self.G, self.D)
         return loss
 
     def train_step(self, real) -> StepStats:
-        """D on the half batch ``real`` plus as many fakes, then G on a full batch (2 * len(real))."""
+        """D on the half batch ``real`` plus as many fakes, then G on a full batch (2 * len(real)).
+
+        In a data-parallel run ``real`` is this rank's shard of the global half batch."""
         d_loss, acc_real, acc_fake = self.discriminator_step(real)
         g_loss = self.generator_step(2 * real.shape[0])
         self.steps += 1
@@ -114,15 +135,24 @@ class StackedGANTrainer:
     # -- checkpointing -----------------------------------------------------------------------------
     def state_dict(self) -> dict:
         """Everything a resumed run needs besides the data iterator: weights, optimizer moments and
-        step counts, the noise generator's state and the step counter."""
+        step counts, the noise generator's state and the step counter.
+
+        Also the number of ranks and every rank's noise state (``noise_rng`` is rank 0's): in a
+        data-parallel run this is a collective that every rank calls, and all get the same dict."""
+        rank_noise = self.comm.allgather_object(self.noise_rng.bit_generator.state)
         return {"G": self.G.state_dict(), "D": self.D.state_dict(),
                 "g_opt": self.g_opt.state_dict(), "d_opt": self.d_opt.state_dict(),
-                "noise_rng": self.noise_rng.bit_generator.state, "steps": self.steps}
+                "noise_rng": rank_noise[0], "steps": self.steps,
+                "world_size": self.comm.size, "rank_noise_rng": rank_noise}
 
     def load_state_dict(self, state: dict) -> None:
+        """Load ``state``; CheckpointError if it was written by a run on another number of ranks
+        (each rank's noise and share of every batch depend on that number)."""
+        check_world_size(int(state.get("world_size", 1)), self.comm.size)
         self.G.load_state_dict(state["G"], source="checkpoint's generator")
         self.D.load_state_dict(state["D"], source="checkpoint's discriminator")
         self.g_opt.load_state_dict(state["g_opt"])
         self.d_opt.load_state_dict(state["d_opt"])
-        self.noise_rng.bit_generator.state = state["noise_rng"]
+        rank_noise = state.get("rank_noise_rng") or [state["noise_rng"]]   # older checkpoints: one
+        self.noise_rng.bit_generator.state = rank_noise[self.comm.rank]
         self.steps = int(state["steps"])

@@ -9,7 +9,9 @@ everything about speed:
   threads.py       worker threads for NumPy
   numpy_passes.py  fast NumPy passes of whole layers (Conv2D, Conv2DTranspose, BatchNorm, LeakyReLU)
                    and of the optimizers' updates
-  cupy_passes.py   the place for CuPy-specific passes (none yet)
+  cupy_im2col.py   im2col / col2im for CuPy in one or two kernels, results stored channels first
+  cupy_passes.py   fast CuPy passes (convolutions, BatchNorm, activations; cupy.fuse kernels) and
+                   fused optimizer updates: fewer kernel launches
 
 ``Sequential`` runs each layer through :func:`forward` / :func:`backward` below (and the
 optimizers their updates through :func:`update`): the fast pass
@@ -97,10 +99,14 @@ def backward(layer, grad):
 
 def update(optimizer, items, coeffs) -> None:
     """``optimizer._update(p, g, state, coeffs)`` for every ``(p, g, state)`` in ``items``, by the
-    fast update where there is one (NumPy: big parameters in pieces on the worker threads)."""
+    fast update where there is one (NumPy: big parameters in pieces on the worker threads; CuPy:
+    one fused kernel per parameter)."""
     fast = None
-    if _mode == "fast" and items and isinstance(items[0][0], np.ndarray):
-        from .numpy_passes import UPDATES
+    if _mode == "fast" and items:
+        if isinstance(items[0][0], np.ndarray):
+            from .numpy_passes import UPDATES
+        else:
+            from .cupy_passes import UPDATES
         fast = UPDATES.get(type(optimizer))
     if fast is not None:
         fast(optimizer, items, coeffs)

@@ -1,12 +1,393 @@
-"""Fast CuPy passes of layers: where GPU-specific kernels go.  None yet.
+"""Fast CuPy passes of layers and optimizer updates: the layers' own math in fewer kernel launches.
 
-On CuPy every layer runs its own plain code (whole batch, a handful of kernel launches per
-pass).  A fast pass added here is a pair ``(forward(layer, x, training), backward(layer, grad))``
-under the layer's class in ``PASSES``, with the contract of tinygan/kernels/numpy_passes.py:
-the same numbers as the layer's plain code, the same ``layer.saved``, gradients added into
-``layer.grads``.  Give each one a NumPy-runnable twin (the same code with ``xp`` = numpy) so that
-the test comparing it with the plain layer runs without a GPU too.
+On a GPU every CuPy call is a kernel launch costing 5-15 us of host time, and a DCGAN step is
+made of small kernels, so the number of launches, not the arithmetic, sets the speed.  The
+passes here compute what the layers' plain code computes, with three changes:
+
+* Convolutions use tinygan/kernels/cupy_im2col.py: im2col as one strided copy out of a cached
+  zero-bordered buffer, col2im as one gather plus one fused sum (instead of kh*kw slice copies
+  or additions), and results stored channels first (``as_images``), so that the next
+  convolution's ``as_matrix`` is a view instead of a transposing copy.
+* Elementwise chains are ``cupy.fuse`` kernels: each activation is one kernel per pass,
+  BatchNorm's statistics, normalisation and backward a few, each optimizer update one kernel per
+  parameter.  Fused functions may only use elementwise ufuncs and at most one reduction (the
+  constraints of cupy.fuse); every scalar is passed as a NumPy scalar of the array's dtype, so a
+  fused kernel computes in the same precision as the plain code (a Python float could promote
+  float32 to float64 in CuPy 13's fusion).
+* Elementwise passes work on their main operand in its own memory order
+  (``_memory_ordered``): outputs keep the layout of inputs (channels first after a convolution),
+  which is also what makes the stand-in's counts (NumPy behind CuPy's API) those of real CuPy,
+  whose elementwise outputs are always C-ordered in the shape they are computed in.
+
+Two more reductions are folded into one: BatchNorm's backward needs sum(dy) and sum(dy * xhat)
+per feature; they are taken as the real and imaginary parts of one complex sum,
+sum(dy + i dy xhat), whose two parts are summed independently (no rounding is shared).
+
+Each pass has the contract of tinygan/kernels/numpy_passes.py: the same numbers as the layer's
+plain code (up to float rounding), the same ``layer.saved`` (the same arrays by shape and value;
+their memory layout may differ), gradients added into ``layer.grads``; so fast and plain passes
+may be mixed.  The functions take ``xp`` from their arrays and run on NumPy too: the tests run
+them on the CuPy stand-in (tests/cupy_standin) and, where a GPU is present, on real CuPy.
+Device operations per DCGAN step, before and after: benchmarks/count_launches.py and
+benchmarks/NOTES.md (GPU).
 """
 from __future__ import annotations
 
-PASSES: dict = {}
+from functools import cache
+from types import SimpleNamespace
+
+import numpy as np
+
+from ..backend import get_array_module
+from ..layers import BatchNorm, Conv2D, Conv2DTranspose, LeakyReLU, ReLU, Sigmoid, Tanh
+from ..optimizers import SGD, Adam, Nadam
+from .cupy_im2col import as_images, as_matrix, col2im, im2col
+
+
+def _scalars(dtype, *values):
+    """``values`` as NumPy scalars of ``dtype`` (float64 for a non-float dtype)."""
+    t = np.dtype(dtype).type if np.dtype(dtype).kind in "fc" else np.float64
+    return tuple(t(v) for v in values)
+
+
+def _memory_ordered(a):
+    """(view, order): ``a.transpose(order)`` with the axes sorted from the largest stride to the
+    smallest, so that the view is C-contiguous (a copy where ``a`` is no permutation of a
+    contiguous array).  Undo with ``_restore(result, order)``."""
+    order = tuple(sorted(range(a.ndim), key=lambda i: -abs(a.strides[i])))
+    view = a.transpose(order)
+    if not view.flags.c_contiguous:
+        view = get_array_module(a).ascontiguousarray(view)
+    return view, order
+
+
+def _restore(a, order):
+    """The inverse of ``_memory_ordered``'s transposition."""
+    return a.transpose(tuple(np.argsort(order)))
+
+
+def _fused(xp, *functions):
+    """The functions as one-kernel ``cupy.fuse`` functions (as they are on NumPy), by name."""
+    fuse = getattr(xp, "fuse", lambda f: f)
+    return SimpleNamespace(**{f.__name__: fuse(f) for f in functions})
+
+
+# == fused kernels ====================================================================================
+@cache
+def _elementwise(xp):
+    """The fused elementwise kernels of the activations and optimizers (one launch each)."""
+    def leaky_relu(x, alpha, zero):
+        positive = x > zero
+        return xp.where(positive, x, alpha * x), positive
+
+    def leaky_relu_backward(grad, positive, alpha):
+        return xp.where(positive, grad, alpha * grad)
+
+    def relu(x, zero):
+        return xp.maximum(x, zero), x > zero
+
+    def tanh_backward(grad, y, one):
+        return grad * (one - y * y)
+
+    def sigmoid(x, zero, one):
+        e = xp.exp(-xp.abs(x))                     # overflow-free, as layers.activations.stable_sigmoid
+        d = one + e
+        return xp.where(x >= zero, one / d, e / d)
+
+    def sigmoid_backward(grad, y, one):
+        return grad * y * (one - y)
+
+    # The optimizers' updates, step for step as their ``_update`` (tinygan/optimizers.py).
+    def adam(p, g, m, v, b1, c1, b2, c2, step_size, inv_sqrt_bc2, eps):
+        m *= b1
+        m += g * c1
+        v *= b2
+        v += (g * g) * c2
+        p -= (m / (xp.sqrt(v) * inv_sqrt_bc2 + eps)) * step_size
+
+    def nadam(p, g, m, v, b1, c1, b2, c2, c_g, c_m, inv_sqrt_bc2, eps):
+        m *= b1
+        m += g * c1
+        v *= b2
+        v += (g * g) * c2
+        p -= (m * c_m + g * c_g) / (xp.sqrt(v) * inv_sqrt_bc2 + eps)
+
+    def sgd(p, g, lr):
+        p -= lr * g
+
+    def sgd_momentum(p, g, buf, lr, mu):
+        buf *= mu
+        buf += g
+        p -= lr * buf
+
+    def sgd_nesterov(p, g, buf, lr, mu):
+        buf *= mu
+        buf += g
+        p -= (buf * mu + g) * lr
+
+    return _fused(xp, leaky_relu, leaky_relu_backward, relu, tanh_backward, sigmoid, sigmoid_backward,
+                  adam, nadam, sgd, sgd_momentum, sgd_nesterov)
+
+
+@cache
+def _batchnorm_kernels(xp, axes: tuple, dtype):
+    """BatchNorm's fused kernels for ``dtype`` data whose statistics are taken over ``axes`` (the
+    axes other than the feature axis, which depends on the memory order)."""
+    def shifted_sums(x, shift, i):
+        """sum(d) + i sum(d^2) per feature, d = x - shift in float64: mean and variance in one pass."""
+        d = x.astype(xp.float64) - shift
+        return xp.sum(d + i * (d * d), axis=axes)
+
+    def _moments(sum_d, sum_d2, shift, m, zero):
+        offset = sum_d / m
+        return shift + offset, xp.maximum(sum_d2 / m - offset * offset, zero)    # mean, biased var
+
+    def batch_statistics(sum_d, sum_d2, shift, m, eps, zero):
+        mean, var = _moments(sum_d, sum_d2, shift, m, zero)
+        return mean.astype(dtype), xp.reciprocal(xp.sqrt(var + eps)).astype(dtype)
+
+    def batch_statistics_updating(sum_d, sum_d2, running_mean, running_var, m, eps, zero, momentum,
+                                  c_mean, c_var):
+        """batch_statistics, with the running averages (the shift) updated in place as
+        BatchNorm._update_running_statistics does: running = momentum running + (1 - momentum) batch."""
+        mean, var = _moments(sum_d, sum_d2, running_mean, m, zero)
+        running_mean *= momentum
+        running_mean += c_mean * mean
+        running_var *= momentum
+        running_var += c_var * var
+        return mean.astype(dtype), xp.reciprocal(xp.sqrt(var + eps)).astype(dtype)
+
+    def inverse_std_of_variance(var, eps):
+        return xp.reciprocal(xp.sqrt(var + eps))
+
+    def normalise(x, mean, inv_std, gamma, beta):
+        xhat = (x - mean) * inv_std
+        return xhat, gamma * xhat + beta
+
+    def gradient_sums(dy, xhat, i):                  # sum(dy) + i sum(dy xhat), one reduction
+        return xp.sum(dy + i * (dy * xhat), axis=axes)
+
+    def add_to_gradients(grad_gamma, grad_beta, sum_dy_xhat, sum_dy):
+        grad_gamma += sum_dy_xhat
+        grad_beta += sum_dy
+
+    def batch_backward(dy, xhat, gamma, inv_std, sum_dy, sum_dy_xhat, m):
+        """BatchNorm.backward with batch statistics, dxhat = gamma dy summed as gamma sum(dy)."""
+        dxhat = dy * gamma
+        return inv_std / m * (m * dxhat - gamma * sum_dy - xhat * (gamma * sum_dy_xhat))
+
+    def affine_backward(dy, gamma, inv_std):         # running statistics: a fixed affine map
+        return dy * gamma * inv_std
+
+    return _fused(xp, shifted_sums, batch_statistics, batch_statistics_updating, inverse_std_of_variance,
+                  normalise, gradient_sums, add_to_gradients, batch_backward, affine_backward)
+
+
+# == layers ===========================================================================================
+# -- Conv2D and Conv2DTranspose: the layers' code with tinygan.kernels.cupy_im2col's primitives ---------
+def conv2d_forward(layer, x, training=True):
+    ho, wo = layer._output_hw(x)
+    W2 = layer.params["W"].reshape(layer.out_channels, -1)              # (C_out, C_in*kh*kw)
+    cols = im2col(x, layer.kh, layer.kw, layer.stride, layer.padding)   # (C_in*kh*kw, N*Ho*Wo)
+    y = W2 @ cols                                                       # (C_out, N*Ho*Wo)
+    if "b" in layer.params:
+        y += layer.params["b"].reshape(-1, 1)
+    layer.saved = (cols, x.shape)
+    return as_images(y, x.shape[0], ho, wo)
+
+
+def conv2d_backward(layer, grad):
+    cols, x_shape = layer.saved_for_backward()
+    W2 = layer.params["W"].reshape(layer.out_channels, -1)
+    dY = as_matrix(grad)                                                # (C_out, N*Ho*Wo)
+    if layer.trainable:
+        layer.grads["W"] += (dY @ cols.T).reshape(layer.params["W"].shape)
+        if "b" in layer.params:
+            layer.grads["b"] += dY.sum(axis=1)
+    return col2im(W2.T @ dY, x_shape, layer.kh, layer.kw, layer.stride, layer.padding)
+
+
+def conv2d_transpose_forward(layer, x, training=True):
+    y_shape = layer._output_shape_of(x)
+    W2 = layer.params["W"].reshape(layer.in_channels, -1)               # (C_in, C_out*kh*kw)
+    X = as_matrix(x)                                                    # (C_in, N*H*W)
+    y = col2im(W2.T @ X, y_shape, layer.kh, layer.kw, layer.stride, layer.padding)
+    if "b" in layer.params:
+        y += layer.params["b"].reshape(1, -1, 1, 1)
+    layer.saved = (X, x.shape)
+    return y
+
+
+def conv2d_transpose_backward(layer, grad):
+    X, x_shape = layer.saved_for_backward()
+    W2 = layer.params["W"].reshape(layer.in_channels, -1)
+    dcols = im2col(grad, layer.kh, layer.kw, layer.stride, layer.padding)   # (C_out*kh*kw, N*H*W)
+    if layer.trainable:
+        layer.grads["W"] += (X @ dcols.T).reshape(layer.params["W"].shape)
+        if "b" in layer.params:
+            layer.grads["b"] += grad.sum(axis=(0, 2, 3))
+    n, _, h, w = x_shape
+    return as_images(W2 @ dcols, n, h, w)
+
+
+# -- BatchNorm: 4 kernels forward (mean, sum of squares, per-feature scalars, normalise), 1-3 backward ---
+def _feature_layout(x3, order):
+    """For an (N, F, P) array seen in ``order``: the axes the statistics run over, and the shape
+    that broadcasts a per-feature (F,) vector against it."""
+    f = order.index(1)
+    return tuple(i for i in range(3) if i != f), tuple(x3.shape[1] if i == f else 1 for i in range(3))
+
+
+def batchnorm_forward(layer, x, training=True):
+    x3 = layer._per_feature(x)                                 # (N, F, P)
+    n, _, p = x3.shape
+    if training and n * p < 2:
+        return layer.forward(x, training)                      # the layer's own error message
+    xp = get_array_module(x)
+    xt, order = _memory_ordered(x3)
+    axes, per_feature = _feature_layout(x3, order)
+    k = _batchnorm_kernels(xp, axes, x.dtype)
+    gamma, beta = layer.params["gamma"].reshape(per_feature), layer.params["beta"].reshape(per_feature)
+    rm, rv = layer.buffers["running_mean"], layer.buffers["running_var"]
+    if training:
+        # One pass over x for mean and variance: sums of d = x - running_mean and of d^2, in float64
+        # (a two-pass variance would need a second reduction; float64 keeps the difference of
+        # sums exact to far below float32 rounding unless |mean - running_mean| > 1e4 std).
+        m, mom = n * p, layer.momentum
+        sums = k.shifted_sums(xt, rm.reshape(per_feature), np.complex128(1j))
+        counts = _scalars(np.float64, m, layer.eps, 0)                       # m, eps, zero
+        if layer.trainable:
+            rates = _scalars(rm.dtype, mom, 1 - mom, (1 - mom) * m / (m - 1))
+            mean, inv_std = k.batch_statistics_updating(sums.real, sums.imag, rm, rv, *counts, *rates)
+        else:
+            mean, inv_std = k.batch_statistics(sums.real, sums.imag, rm, *counts)
+    else:
+        mean, inv_std = rm, k.inverse_std_of_variance(rv, *_scalars(rv.dtype, layer.eps))
+    xhat, y = k.normalise(xt, mean.reshape(per_feature), inv_std.reshape(per_feature), gamma, beta)
+    layer.saved = (_restore(xhat, order), inv_std, training)
+    return _restore(y, order).reshape(x.shape)
+
+
+def batchnorm_backward(layer, grad):
+    xhat, inv_std, batch_statistics = layer.saved_for_backward()
+    xp = get_array_module(grad)
+    xt, order = _memory_ordered(xhat)
+    dyt = grad.reshape(xhat.shape).transpose(order)
+    axes, per_feature = _feature_layout(xhat, order)
+    k = _batchnorm_kernels(xp, axes, grad.dtype)
+    gamma, inv_std_f = layer.params["gamma"].reshape(per_feature), inv_std.reshape(per_feature)
+    if layer.trainable or batch_statistics:
+        i = np.result_type(grad.dtype, np.complex64).type(1j)
+        sums = k.gradient_sums(dyt, xt, i)
+        sum_dy, sum_dy_xhat = sums.real, sums.imag
+        if layer.trainable:
+            k.add_to_gradients(layer.grads["gamma"], layer.grads["beta"], sum_dy_xhat, sum_dy)
+    if batch_statistics:
+        m = xhat.shape[0] * xhat.shape[2]
+        dx = k.batch_backward(dyt, xt, gamma, inv_std_f, sum_dy.reshape(per_feature),
+                              sum_dy_xhat.reshape(per_feature), *_scalars(grad.dtype, m))
+    else:
+        dx = k.affine_backward(dyt, gamma, inv_std_f)
+    return _restore(dx, order).reshape(grad.shape)
+
+
+# -- activations: one kernel per pass, in the input's memory order --------------------------------------
+def leaky_relu_forward(layer, x, training=True):
+    xt, order = _memory_ordered(x)
+    y, positive = _elementwise(get_array_module(x)).leaky_relu(xt, *_scalars(x.dtype, layer.alpha, 0))
+    layer.saved = (_restore(positive, order),)
+    return _restore(y, order)
+
+
+def leaky_relu_backward(layer, grad):
+    positive, = layer.saved_for_backward()
+    pt, order = _memory_ordered(positive)
+    dx = _elementwise(get_array_module(grad)).leaky_relu_backward(grad.transpose(order), pt,
+                                                                  *_scalars(grad.dtype, layer.alpha))
+    return _restore(dx, order)
+
+
+def relu_forward(layer, x, training=True):
+    xt, order = _memory_ordered(x)
+    y, positive = _elementwise(get_array_module(x)).relu(xt, *_scalars(x.dtype, 0))
+    layer.saved = (_restore(positive, order),)
+    return _restore(y, order)
+
+
+def relu_backward(layer, grad):
+    positive, = layer.saved_for_backward()
+    pt, order = _memory_ordered(positive)
+    return _restore(grad.transpose(order) * pt, order)
+
+
+def tanh_forward(layer, x, training=True):
+    xt, order = _memory_ordered(x)
+    y = _restore(get_array_module(x).tanh(xt), order)
+    layer.saved = (y,)
+    return y
+
+
+def tanh_backward(layer, grad):
+    y, = layer.saved_for_backward()
+    yt, order = _memory_ordered(y)
+    dx = _elementwise(get_array_module(grad)).tanh_backward(grad.transpose(order), yt,
+                                                            *_scalars(grad.dtype, 1))
+    return _restore(dx, order)
+
+
+def sigmoid_forward(layer, x, training=True):
+    xt, order = _memory_ordered(x)
+    y = _restore(_elementwise(get_array_module(x)).sigmoid(xt, *_scalars(x.dtype, 0, 1)), order)
+    layer.saved = (y,)
+    return y
+
+
+def sigmoid_backward(layer, grad):
+    y, = layer.saved_for_backward()
+    yt, order = _memory_ordered(y)
+    dx = _elementwise(get_array_module(grad)).sigmoid_backward(grad.transpose(order), yt,
+                                                               *_scalars(grad.dtype, 1))
+    return _restore(dx, order)
+
+
+# == optimizers: one fused kernel per parameter ==========================================================
+def adam_update(optimizer, items, coeffs):
+    step_size, inv_sqrt_bc2 = coeffs
+    b1, b2 = optimizer.beta1, optimizer.beta2
+    for p, g, state in items:
+        _elementwise(get_array_module(p)).adam(
+            p, g, state["m"], state["v"],
+            *_scalars(p.dtype, b1, 1 - b1, b2, 1 - b2, step_size, inv_sqrt_bc2, optimizer.eps))
+
+
+def nadam_update(optimizer, items, coeffs):
+    c_g, c_m, inv_sqrt_bc2 = coeffs
+    b1, b2 = optimizer.beta1, optimizer.beta2
+    for p, g, state in items:
+        _elementwise(get_array_module(p)).nadam(
+            p, g, state["m"], state["v"],
+            *_scalars(p.dtype, b1, 1 - b1, b2, 1 - b2, c_g, c_m, inv_sqrt_bc2, optimizer.eps))
+
+
+def sgd_update(optimizer, items, coeffs):
+    lr, mu = optimizer.step_lr, optimizer.momentum
+    for p, g, state in items:
+        k = _elementwise(get_array_module(p))
+        if not mu:
+            k.sgd(p, g, *_scalars(p.dtype, lr))
+        else:
+            (k.sgd_nesterov if optimizer.nesterov else k.sgd_momentum)(p, g, state["momentum"],
+                                                                       *_scalars(p.dtype, lr, mu))
+
+
+UPDATES = {Adam: adam_update, Nadam: nadam_update, SGD: sgd_update}
+
+PASSES = {
+    Conv2D: (conv2d_forward, conv2d_backward),
+    Conv2DTranspose: (conv2d_transpose_forward, conv2d_transpose_backward),
+    BatchNorm: (batchnorm_forward, batchnorm_backward),
+    LeakyReLU: (leaky_relu_forward, leaky_relu_backward),
+    ReLU: (relu_forward, relu_backward),
+    Tanh: (tanh_forward, tanh_backward),
+    Sigmoid: (sigmoid_forward, sigmoid_backward),
+}

@@ -11,8 +11,11 @@
     sampling     generate: G in inference mode, batch by batch
     cli          flag validators, and run_command: a user's mistake is one ``error:`` line
 
-Data-parallel runs (:mod:`tinygan.distributed`): give the writers ``writer=comm.is_root`` and
-the progress log ``show=comm.is_root``, and stop on ``comm.any_rank(interrupt.requested)``.
+Data-parallel runs (:mod:`tinygan.distributed`, ``comm = distributed.init(backend)``): give the
+run folder, the progress log and the interrupt ``communicator=comm`` (rank 0 reads and writes the
+run's files for all; losses are means over the ranks; a stop is agreed with
+``interrupt.requested_on_any_rank()``), the other writers ``writer=run.writer``, and wrap the
+training loop in ``comm.abort_on_error()``.
 Learning-rate schedules (:mod:`tinygan.schedules`) live in the optimizers and their settings in
 the run's settings, so resume checks and checkpoints cover them.
 """

@@ -115,6 +115,22 @@ def check_batch_fits(n_images: int, n_holdout: int, batch_size: int) -> None:
                           f"{2 * left}, or more images")
 
 
+def check_schedule(settings: dict, given) -> None:
+    """ConfigError for learning-rate schedule flags that would be ignored or contradict each other:
+    --lr-decay without the inverse-time schedule, --lr-steps without linear or cosine, or a warm-up
+    as long as the whole schedule."""
+    kind = settings["lr_schedule"]
+    require(kind == "inverse-time" or "lr_decay" not in given,
+            f"--lr-decay sets the inverse-time schedule's decay; add --lr-schedule inverse-time (got {kind})")
+    require(kind in ("linear", "cosine") or "lr_steps" not in given,
+            f"--lr-steps is the length of a linear or cosine schedule; add --lr-schedule linear or cosine "
+            f"(got {kind})")
+    steps, warmup = settings.get("lr_steps"), settings["warmup_steps"]
+    require(kind not in ("linear", "cosine") or steps is None or warmup < steps,
+            f"--warmup-steps {warmup} is not shorter than the {kind} schedule's {steps} steps (--lr-steps, "
+            f"default: the run's length); expected fewer")
+
+
 def given(args: argparse.Namespace, names) -> dict:
     """The flags among ``names`` that the command line gave (their argparse default is SUPPRESS)."""
     return {k: getattr(args, k) for k in names if k in args}

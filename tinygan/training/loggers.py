@@ -37,13 +37,16 @@ class CSVLogger(MetricsLogger):
 
     The rows live in ``history`` (a :class:`MetricsHistory`, kept in the checkpoint), so a
     resumed run rewrites the files with its whole past; each file is replaced atomically.
+    ``writer``: False on the ranks of a data-parallel run that must not write (all but rank 0).
     """
 
-    def __init__(self, folder, history: MetricsHistory, title: str | None = None, plot: bool = True):
+    def __init__(self, folder, history: MetricsHistory, title: str | None = None, plot: bool = True,
+                 writer: bool = True):
         self.folder = Path(folder)
         self.history = history
         self.title = title
         self.plot = plot
+        self.writer = writer
 
     def log_steps(self, rows, images_per_sec):
         self.history.add_steps(rows, images_per_sec)
@@ -52,6 +55,8 @@ class CSVLogger(MetricsLogger):
         self.history.add_eval(step, epoch, values["holdout_real_acc"], values["generated_acc"])
 
     def write(self):
+        if not self.writer:
+            return
         self.history.write_csv(self.folder / "metrics.csv")
         self.history.write_eval_csv(self.folder / "eval.csv")
         if self.plot and len(self.history):

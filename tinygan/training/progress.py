@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from .guard import check_losses
@@ -24,12 +25,18 @@ class ProgressLog:
     every       steps per window: one host copy, one NaN check, one refresh
     bar         a tqdm bar per epoch; False: a plain line per window (logs, tests)
     show        False on the ranks of a data-parallel run that must stay quiet (all but rank 0)
+    communicator  the ranks of a data-parallel run (:mod:`tinygan.distributed`): each window's
+                losses and accuracies become their means over the ranks, the global batch's (and
+                NaN if any rank's is), so every rank logs, and stops on, the same numbers.  Then
+                ``batch_size`` is the global batch, and :meth:`flush` is a collective.
     """
 
-    def __init__(self, loggers, batch_size: int, every: int = 10, bar: bool = True, show: bool = True):
+    def __init__(self, loggers, batch_size: int, every: int = 10, bar: bool = True, show: bool = True,
+                 communicator=None):
         self.loggers = list(loggers)
         self.batch_size, self.every = int(batch_size), int(every)
         self.use_bar, self.show = bar, show
+        self.comm = communicator if communicator is not None and communicator.size > 1 else None
         self.pending = PendingStats()
         self._bar = None
         self.restart_clock()
@@ -57,8 +64,10 @@ class ProgressLog:
     def flush(self) -> None:
         """Copy the waiting statistics (one transfer), log them, raise NonFiniteLossError on NaN/inf."""
         rows = self.pending.flush()
-        if not rows:
+        if not rows:                                     # at the same steps on every rank
             return
+        if self.comm is not None:
+            rows = self._mean_over_ranks(rows)
         images_per_sec = len(rows) * self.batch_size / max(time.perf_counter() - self._t0, 1e-9)
         self.restart_clock()
         for logger in self.loggers:
@@ -75,6 +84,11 @@ class ProgressLog:
         else:
             self.message(f"step {rows[-1]['step']} epoch {rows[-1]['epoch'] + 1}: "
                          + " ".join(f"{k} {v}" for k, v in info.items()))
+
+    def _mean_over_ranks(self, rows: list[dict]) -> list[dict]:
+        everyone = self.comm.allgather_object([[r[k] for k in _SHOWN] for r in rows])
+        means = np.mean(np.array(everyone, dtype=np.float64), axis=0)     # (rows, len(_SHOWN))
+        return [{**r, **dict(zip(_SHOWN, map(float, m)))} for r, m in zip(rows, means)]
 
     def log_eval(self, step: int, epoch: int, values: dict) -> None:
         for logger in self.loggers:

@@ -13,7 +13,8 @@ import tempfile
 from pathlib import Path
 
 from ..checkpoint import load_checkpoint
-from ..errors import ConfigError
+from ..distributed.communicator import check_world_size
+from ..errors import CheckpointError, ConfigError
 from ..io import atomic_path, remove_stale_temp_files
 
 
@@ -82,15 +83,23 @@ class RunFolder:
 
     writer  False on the ranks of a data-parallel run that must not write (all but rank 0):
             reading works, writing does nothing.
+    communicator  the ranks of a data-parallel run (:mod:`tinygan.distributed`): rank 0 alone
+            writes, and reads the checkpoint for all; what fails there fails on every rank.
     """
 
     CONFIG = "config.json"
 
-    def __init__(self, path, checkpoint: str = "last.npz", writer: bool = True):
+    def __init__(self, path, checkpoint: str = "last.npz", writer: bool = True, communicator=None):
         self.path = Path(path).expanduser()
         self.checkpoint_path = self.path / checkpoint
         self.config_path = self.path / self.CONFIG
-        self.writer = writer
+        self.comm = communicator
+        self.writer = writer and (communicator is None or communicator.is_root)
+
+    def _on_root(self, fn, *args):
+        """``fn(*args)``; in a data-parallel run on rank 0 alone, its result or error on every rank
+        (an error on rank 0 alone would leave the others waiting for it forever)."""
+        return fn(*args) if self.comm is None else self.comm.run_on_root(fn, *args)
 
     def __truediv__(self, name) -> Path:
         return self.path / name
@@ -103,7 +112,7 @@ class RunFolder:
         killed runs left in it (see :func:`tinygan.io.remove_stale_temp_files`); returns those.
         ConfigError names the folder (and ``flag``, the option that gave it) if it is a file or
         cannot be written."""
-        return prepare_output_folder(self.path, flag, writer=self.writer)
+        return self._on_root(prepare_output_folder, self.path, flag, self.writer)
 
     # -- settings ---------------------------------------------------------------------------------
     def read_config(self) -> dict | None:
@@ -121,20 +130,32 @@ class RunFolder:
 
     def write_config(self, settings: dict) -> None:
         """config.json, replaced atomically."""
-        if self.writer:
-            with atomic_path(self.config_path) as tmp:
-                tmp.write_text(json.dumps(settings, indent=2))
+        def write():
+            if self.writer:
+                with atomic_path(self.config_path) as tmp:
+                    tmp.write_text(json.dumps(settings, indent=2))
+        self._on_root(write)
 
     # -- the checkpoint ---------------------------------------------------------------------------
     def check_no_run(self, resume_flag: str = "--resume") -> None:
         """ConfigError if the folder already holds a run's checkpoint (a new run would overwrite it)."""
-        if self.checkpoint_path.is_dir():
-            raise ConfigError(f"{self.checkpoint_path} is a folder where the run's checkpoint belongs; "
-                              f"move it away, or choose another output folder")
-        if self.checkpoint_path.exists():
-            raise ConfigError(f"{self.checkpoint_path} already holds a run; add {resume_flag} to continue "
-                              f"it, or choose another output folder")
+        def check():
+            if self.checkpoint_path.is_dir():
+                raise ConfigError(f"{self.checkpoint_path} is a folder where the run's checkpoint belongs; "
+                                  f"move it away, or choose another output folder")
+            if self.checkpoint_path.exists():
+                raise ConfigError(f"{self.checkpoint_path} already holds a run; add {resume_flag} to "
+                                  f"continue it, or choose another output folder")
+        self._on_root(check)
 
     def load_checkpoint(self) -> dict:
-        """The run's checkpoint; CheckpointError naming the file if it is missing or unreadable."""
-        return load_checkpoint(self.checkpoint_path)
+        """The run's checkpoint; CheckpointError naming the file if it is missing or unreadable, or
+        if it was written by a run on another number of ranks than this one."""
+        state = self._on_root(load_checkpoint, self.checkpoint_path)
+        trainer = state.get("trainer") if isinstance(state, dict) else None
+        saved = trainer.get("world_size", 1) if isinstance(trainer, dict) else 1
+        try:
+            check_world_size(int(saved), 1 if self.comm is None else self.comm.size)
+        except CheckpointError as e:
+            raise CheckpointError(f"checkpoint {self.checkpoint_path} does not fit this run: {e}") from None
+        return state

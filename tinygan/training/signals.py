@@ -13,8 +13,9 @@ Outside such a block (loading data, building models) :func:`signals_raise` turns
 signals into an :class:`Interrupted` exception, so ``finally`` clauses and temporary-file
 clean-ups run before the process exits.
 
-Data-parallel runs: a signal may reach one rank only, so every rank asks
-``communicator.any_rank(interrupt.requested)`` once per step and all stop at the same step.
+Data-parallel runs: a signal may reach one rank only (``kill`` of one process, a node's time
+limit), so every rank asks :meth:`DeferredInterrupt.requested_on_any_rank` once per step, a
+``communicator.any_rank`` of the flag, and all stop at the same step with the same exit code.
 """
 from __future__ import annotations
 
@@ -101,14 +102,29 @@ class DeferredInterrupt:
                     save(); return interrupt.exit_code
     """
 
-    def __init__(self, signals=STOP_SIGNALS):
+    def __init__(self, signals=STOP_SIGNALS, communicator=None):
         self.signals = tuple(signals)
         self.signum: int | None = None
+        self.communicator = communicator
         self._previous: dict = {}
 
     @property
     def requested(self) -> bool:
         return self.signum is not None
+
+    def requested_on_any_rank(self) -> bool:
+        """Whether a stop signal reached this process or, in a data-parallel run (``communicator``),
+        any rank.  A collective that every rank calls at the same step: all get the same answer,
+        and then every rank holds the signal (its name and exit code), so all exit alike."""
+        comm = self.communicator
+        if comm is None or comm.size == 1:
+            return self.requested
+        if not comm.any_rank(self.requested):
+            return False
+        signals = comm.allgather_object(self.signum)
+        if self.signum is None:
+            self.signum = next(s for s in signals if s is not None)
+        return True
 
     @property
     def exit_code(self) -> int:
