@@ -1,6 +1,7 @@
-"""Judge samples: train tinygan's 64x64 DCGAN and the same DCGAN in PyTorch, compare their SWD to held-out faces.
+"""Judge samples: train tinygan's 64x64 DCGAN and the same DCGAN in PyTorch, compare their SWD to
+held-out faces.
 
-    python benchmarks/quality_dcgan.py                                    # GPU scale: f 64, B 64, 20k iterations
+    python benchmarks/quality_dcgan.py                        # GPU scale: f 64, B 64, 20k iterations
     python benchmarks/quality_dcgan.py --base-filters 32 --iterations 1000 --seeds 0 1 --threads 1 \
         --eval-mode both --ema-decay 0.999 0.99 --out runs/quality_dcgan_cpu    # the CPU run in QUALITY.md
     python benchmarks/quality_dcgan.py --backend cupy --device cuda --iterations 20000 --seeds 0 1 2
@@ -60,9 +61,9 @@ Evaluation, after ``--iterations`` steps, for each seed:
 Timing: the two sides alternate step by step (a real batch to tinygan, the same batch to PyTorch),
 so background load hits both alike; each side's step is timed alone (wall clock; on the GPU with
 a device sync) and the EMA updates separately.  ``--threads`` sets BLAS, tinygan's worker and
-PyTorch threads (default all cores).  On a CPU that other jobs keep busy, ``--threads 1`` can be several times faster for
-both sides than oversubscribed threads that spin waiting for each other (5x measured on a loaded
-2-core machine; see benchmarks/QUALITY.md).
+PyTorch threads (default all cores).  On a CPU that other jobs keep busy, ``--threads 1`` can be
+several times faster for both sides than oversubscribed threads that spin waiting for each other
+(5x measured on a loaded 2-core machine; see benchmarks/QUALITY.md).
 """
 from __future__ import annotations
 
@@ -97,10 +98,12 @@ def parse_args(argv=None):
     p.add_argument("--holdout", type=int, default=1000, help="held-out faces (1000)")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the train/held-out split (0)")
     p.add_argument("--iterations", type=int, default=20000, help="training iterations per side (20000)")
-    p.add_argument("--batch-size", type=int, default=64, help="full batch B, even: D sees B/2 real + B/2 fake (64)")
+    p.add_argument("--batch-size", type=int, default=64,
+                   help="full batch B, even: D sees B/2 real + B/2 fake (64)")
     p.add_argument("--base-filters", type=int, default=64, help="DCGAN width f (64; smaller for a CPU)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="run seeds (init, noise, batch order)")
-    p.add_argument("--eval-images", type=int, default=None, help="generated images per model (default: --holdout)")
+    p.add_argument("--eval-images", type=int, default=None,
+                   help="generated images per model (default: --holdout)")
     p.add_argument("--eval-mode", choices=("running", "batch", "both"), default="running",
                    help="BatchNorm at generation: running averages (default), batch statistics, or both")
     p.add_argument("--swd-seed", type=int, default=0, help="seed of the SWD's patches and projections (0)")
@@ -111,7 +114,8 @@ def parse_args(argv=None):
     p.add_argument("--torch-init", choices=("copy", "normal"), default="copy",
                    help="copy: PyTorch starts from tinygan's weights and noise (default); normal: its own")
     p.add_argument("--no-torch", action="store_true", help="tinygan only")
-    p.add_argument("--threads", type=int, default=None, help="BLAS, tinygan and PyTorch threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="BLAS, tinygan and PyTorch threads (default: all cores)")
     p.add_argument("--tf32", action="store_true", help="allow TF32 matrix units on the GPU, both sides")
     p.add_argument("--log-every", type=int, default=50, help="progress line every N iterations (50)")
     p.add_argument("--out", default="runs/quality_dcgan", help="output folder (runs/quality_dcgan)")
@@ -139,6 +143,7 @@ def generate_tinygan(G, z, backend, mode: str, chunk: int):
     """G(z) as a host float32 array.  running: inference mode.  batch: training-mode BatchNorm on
     chunks of ``chunk`` images with G frozen, so its running averages do not move."""
     import numpy as np
+
     from tinygan.backend import to_numpy
     from tinygan.sequential import frozen
     with frozen(G):
@@ -188,6 +193,7 @@ def side_by_side(grids: dict, path, gap: int = 12):
     """The named 8x8 grids next to each other, each under its name, as one PNG."""
     import numpy as np
     from PIL import Image, ImageDraw
+
     from tinygan.images import make_grid, save_png_atomic
     pics = {name: make_grid(images, nrow=8) for name, images in grids.items()}
     h = max(p.shape[0] for p in pics.values())
@@ -207,6 +213,7 @@ def side_by_side(grids: dict, path, gap: int = 12):
 def run_seed(seed, args, data, torch, bench, log_rows):
     """Train both sides for one seed; returns ({model: {mode: SWDResult}}, timings, grid paths)."""
     import numpy as np
+
     from tinygan.backend import get_backend
     from tinygan.data import Minibatches
     from tinygan.gan import GeneratorEMA, StackedGANTrainer
@@ -232,7 +239,8 @@ def run_seed(seed, args, data, torch, bench, log_rows):
             bench.copy_weights_to_torch(G, side.G, torch)
             bench.copy_weights_to_torch(D, side.D, torch)
             replay = np.random.default_rng(seed + 2)        # = the trainer's noise generator
-            side.noise = lambda n: torch.from_numpy(replay.standard_normal((n, LATENT))).to(side.device, side.dtype)
+            side.noise = lambda n: (torch.from_numpy(replay.standard_normal((n, LATENT)))
+                                    .to(side.device, side.dtype))
         else:
             init_torch_normal(side, seed)
         sync_torch = torch.cuda.synchronize if side.device.type == "cuda" else (lambda: None)
@@ -263,7 +271,8 @@ def run_seed(seed, args, data, torch, bench, log_rows):
         if it % args.log_every == 0 or it == args.iterations:
             n = args.log_every if it % args.log_every == 0 else it % args.log_every
             s = stats.as_floats()
-            line = (f"seed {seed} it {it:>6}/{args.iterations}  tinygan D {s['d_loss']:.3f} G {s['g_loss']:.3f} "
+            line = (f"seed {seed} it {it:>6}/{args.iterations}  "
+                    f"tinygan D {s['d_loss']:.3f} G {s['g_loss']:.3f} "
                     f"{window['tinygan'] / n * 1e3:7.1f} ms/it")
             log_rows.append({"seed": seed, "iteration": it, "side": "tinygan", "d_loss": s["d_loss"],
                              "g_loss": s["g_loss"], "ms_per_it": window["tinygan"] / n * 1e3})
@@ -297,12 +306,13 @@ def run_seed(seed, args, data, torch, bench, log_rows):
     t_eval = time.perf_counter()
     for mode in modes:
         for name, model in list(generators.items()) + ([(MODEL_TORCH, side)] if side is not None else []):
-            gen = (lambda z: generate_torch(side, z, mode, B)) if name == MODEL_TORCH else \
-                  (lambda z, m=model: generate_tinygan(m, z, backend, mode, B))
+            gen = (lambda z, mode=mode: generate_torch(side, z, mode, B)) if name == MODEL_TORCH else \
+                  (lambda z, m=model, mode=mode: generate_tinygan(m, z, backend, mode, B))
             results.setdefault(name, {})[mode] = swd(gen(z_eval))
             if mode == modes[0]:
                 grids[name] = gen(z_grid)
-    floor_idx = np.sort(np.random.default_rng([seed, 8]).choice(len(train), min(n_eval, len(train)), replace=False))
+    floor_idx = np.sort(np.random.default_rng([seed, 8]).choice(len(train), min(n_eval, len(train)),
+                                                                replace=False))
     floor = swd(train.batch(floor_idx))
     for mode in modes:
         results.setdefault(MODEL_FLOOR, {})[mode] = floor
@@ -328,10 +338,10 @@ def summarize(all_results, levels, args=None):
     for seed, res in all_results.items():
         for name, by_mode in res.items():
             for mode, r in by_mode.items():
-                rows.append([seed, name, mode] + [f"{r.per_level[l] * 1e3:.2f}" for l in levels]
+                rows.append([seed, name, mode] + [f"{r.per_level[lvl] * 1e3:.2f}" for lvl in levels]
                             + [f"{r.mean * 1e3:.2f}"])
     print("\nSWD x 1e3 to the held-out faces (lower is better), per seed")
-    print_table(["seed", "model", "BN at eval"] + [f"{l}px" for l in levels] + ["mean"], rows)
+    print_table(["seed", "model", "BN at eval"] + [f"{lvl}px" for lvl in levels] + ["mean"], rows)
 
     names = list(next(iter(all_results.values())).keys())
     modes = list(next(iter(next(iter(all_results.values())).values())).keys())
@@ -341,14 +351,14 @@ def summarize(all_results, levels, args=None):
         for n in names:
             v = means[n]
             spread = f"{v.std(ddof=1):.2f}" if len(v) > 1 else "-"
-            per_level = [f"{np.mean([all_results[s][n][mode].per_level[l] * 1e3 for s in all_results]):.2f}"
-                         for l in levels]
+            per_level = [f"{np.mean([all_results[s][n][mode].per_level[lvl] * 1e3 for s in all_results]):.2f}"
+                         for lvl in levels]
             vs_torch = f"{v.mean() / means[MODEL_TORCH].mean():.3f}" if MODEL_TORCH in means else "-"
             vs_g = f"{v.mean() / means[MODEL_TINY].mean():.3f}"
             agg.append([n, mode] + per_level + [f"{v.mean():.2f}", spread, vs_torch, vs_g])
     print(f"\nmean over seeds {list(all_results)} (sd: across seeds); ratios of mean SWD (< 1: closer)")
-    print_table(["model", "BN at eval"] + [f"{l}px" for l in levels] + ["mean", "sd", "/ torch", "/ tinygan G"],
-                agg)
+    print_table(["model", "BN at eval"] + [f"{lvl}px" for lvl in levels]
+                + ["mean", "sd", "/ torch", "/ tinygan G"], agg)
     return agg
 
 
@@ -361,11 +371,13 @@ def load_results(paths):
         path = path / "results.csv" if path.is_dir() else path
         with open(path, newline="") as f:
             for row in csv.DictReader(f):
-                lv = [int(k.rsplit("_", 1)[1]) for k in row if k.startswith("swd_x1e3_") and k != "swd_x1e3_mean"]
+                lv = [int(k.rsplit("_", 1)[1]) for k in row
+                      if k.startswith("swd_x1e3_") and k != "swd_x1e3_mean"]
                 levels = levels or lv
-                per_level = {l: float(row[f"swd_x1e3_{l}"]) / 1e3 for l in lv}
+                per_level = {lvl: float(row[f"swd_x1e3_{lvl}"]) / 1e3 for lvl in lv}
                 seed = int(row["seed"])
-                if seed in results and row["model"] in results[seed] and row["eval_mode"] in results[seed][row["model"]]:
+                seen = results.get(seed, {}).get(row["model"], {})
+                if row["eval_mode"] in seen:
                     raise SystemExit(f"--summarize: seed {seed} appears in more than one of {paths}")
                 results.setdefault(seed, {}).setdefault(row["model"], {})[row["eval_mode"]] = \
                     SWDResult(per_level, float(row["swd_x1e3_mean"]) / 1e3)
@@ -382,6 +394,7 @@ def main(argv=None):
     os.environ.setdefault("CUPY_TF32", "1" if args.tf32 else "0")
     sys.path.insert(0, str(REPO))
     import numpy as np
+
     from tinygan.backend import get_backend
     from tinygan.data import load_faces
     from tinygan.images import save_image_grid
@@ -393,7 +406,7 @@ def main(argv=None):
         except ImportError:
             print("PyTorch is not importable: training tinygan only")
     if torch is not None:
-        import bench_dcgan as bench           # the PyTorch port: torch_dcgan64, TorchSide, copy_weights_to_torch
+        import bench_dcgan as bench  # the PyTorch port: torch_dcgan64, TorchSide, copy_weights_to_torch
         torch.set_num_threads(args.threads or os.cpu_count())
         if args.device is None:
             args.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -431,13 +444,14 @@ def main(argv=None):
         with open(out / "results.csv", "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["seed", "model", "eval_mode", "iterations", "base_filters", "batch_size", "ema_start",
-                        "torch_init"] + [f"swd_x1e3_{l}" for l in levels] + ["swd_x1e3_mean"])
+                        "torch_init"] + [f"swd_x1e3_{lvl}" for lvl in levels] + ["swd_x1e3_mean"])
             for s, r in all_results.items():
                 for name, by_mode in r.items():
                     for mode, v in by_mode.items():
                         w.writerow([s, name, mode, args.iterations, args.base_filters, args.batch_size,
                                     args.ema_start, args.torch_init]
-                                   + [f"{v.per_level[l] * 1e3:.4f}" for l in levels] + [f"{v.mean * 1e3:.4f}"])
+                                   + [f"{v.per_level[lvl] * 1e3:.4f}" for lvl in levels]
+                                   + [f"{v.mean * 1e3:.4f}"])
         with open(out / "train_log.csv", "w", newline="") as f:
             w = csv.DictWriter(f, ["seed", "iteration", "side", "d_loss", "g_loss", "ms_per_it"])
             w.writeheader()

@@ -66,16 +66,20 @@ def _restore(a, order):
     return a.transpose(tuple(np.argsort(order)))
 
 
+def _fuse(xp, function):
+    """``cupy.fuse(function)``: one kernel on CuPy (the function as it is on NumPy)."""
+    return xp.fuse(function) if hasattr(xp, "fuse") else function
+
+
 def _fused(xp, *functions):
-    """The functions as one-kernel ``cupy.fuse`` functions (as they are on NumPy), by name."""
-    fuse = getattr(xp, "fuse", lambda f: f)
-    return SimpleNamespace(**{f.__name__: fuse(f) for f in functions})
+    """The functions fused, by name."""
+    return SimpleNamespace(**{f.__name__: _fuse(xp, f) for f in functions})
 
 
 # == fused kernels ====================================================================================
 @cache
 def _elementwise(xp):
-    """The fused elementwise kernels of the activations and optimizers (one launch each)."""
+    """The fused elementwise kernels of the activations (one launch each)."""
     def leaky_relu(x, alpha, zero):
         positive = x > zero
         return xp.where(positive, x, alpha * x), positive
@@ -97,36 +101,7 @@ def _elementwise(xp):
     def sigmoid_backward(grad, y, one):
         return grad * y * (one - y)
 
-    # The optimizers' updates, step for step as their ``_update`` (tinygan/optimizers.py).
-    def adam(p, g, m, v, b1, c1, b2, c2, step_size, inv_sqrt_bc2, eps):
-        m *= b1
-        m += g * c1
-        v *= b2
-        v += (g * g) * c2
-        p -= (m / (xp.sqrt(v) * inv_sqrt_bc2 + eps)) * step_size
-
-    def nadam(p, g, m, v, b1, c1, b2, c2, c_g, c_m, inv_sqrt_bc2, eps):
-        m *= b1
-        m += g * c1
-        v *= b2
-        v += (g * g) * c2
-        p -= (m * c_m + g * c_g) / (xp.sqrt(v) * inv_sqrt_bc2 + eps)
-
-    def sgd(p, g, lr):
-        p -= lr * g
-
-    def sgd_momentum(p, g, buf, lr, mu):
-        buf *= mu
-        buf += g
-        p -= lr * buf
-
-    def sgd_nesterov(p, g, buf, lr, mu):
-        buf *= mu
-        buf += g
-        p -= (buf * mu + g) * lr
-
-    return _fused(xp, leaky_relu, leaky_relu_backward, relu, tanh_backward, sigmoid, sigmoid_backward,
-                  adam, nadam, sgd, sgd_momentum, sgd_nesterov)
+    return _fused(xp, leaky_relu, leaky_relu_backward, relu, tanh_backward, sigmoid, sigmoid_backward)
 
 
 @cache
@@ -350,34 +325,84 @@ def sigmoid_backward(layer, grad):
     return _restore(dx, order)
 
 
-# == optimizers: one fused kernel per parameter ==========================================================
+# == optimizers: one fused kernel for all parameters of one shape =======================================
+# Each step updates one parameter in place, operation for operation as the optimizer's ``_update``
+# (tinygan/optimizers.py), so on NumPy data the results are the same to the bit.
+def _adam_step(xp, p, g, m, v, b1, c1, b2, c2, step_size, inv_sqrt_bc2, eps):
+    m *= b1
+    m += g * c1
+    v *= b2
+    v += (g * g) * c2
+    p -= (m / (xp.sqrt(v) * inv_sqrt_bc2 + eps)) * step_size
+
+
+def _nadam_step(xp, p, g, m, v, b1, c1, b2, c2, c_g, c_m, inv_sqrt_bc2, eps):
+    m *= b1
+    m += g * c1
+    v *= b2
+    v += (g * g) * c2
+    p -= (m * c_m + g * c_g) / (xp.sqrt(v) * inv_sqrt_bc2 + eps)
+
+
+def _sgd_step(xp, p, g, lr):
+    p -= lr * g
+
+
+def _sgd_momentum_step(xp, p, g, buf, lr, mu):
+    buf *= mu
+    buf += g
+    p -= lr * buf
+
+
+def _sgd_nesterov_step(xp, p, g, buf, lr, mu):
+    buf *= mu
+    buf += g
+    p -= (buf * mu + g) * lr
+
+
+@cache
+def _update_kernel(xp, step, arrays_per_parameter: int, parameters: int):
+    """``step`` applied to ``parameters`` parameters of one shape in one fused kernel: its
+    arguments are every parameter's arrays, then the scalars they share."""
+    def update(*args):
+        arrays, scalars = args[:arrays_per_parameter * parameters], args[arrays_per_parameter * parameters:]
+        for j in range(0, len(arrays), arrays_per_parameter):
+            step(xp, *arrays[j:j + arrays_per_parameter], *scalars)
+    update.__name__ = f"{step.__name__.strip('_')}_x{parameters}"
+    return _fuse(xp, update)
+
+
+def _apply(step, items, slots, scalars):
+    """``step`` on every ``(p, g, state)`` in ``items`` (state arrays ``slots``), the parameters
+    grouped by shape and dtype so that each group is one kernel (BatchNorm's gamma and beta, say)."""
+    groups: dict = {}
+    for p, g, state in items:
+        groups.setdefault((p.shape, p.dtype.str), []).append((p, g, *(state[slot] for slot in slots)))
+    for members in groups.values():
+        p = members[0][0]
+        kernel = _update_kernel(get_array_module(p), step, 2 + len(slots), len(members))
+        kernel(*(a for arrays in members for a in arrays), *_scalars(p.dtype, *scalars))
+
+
 def adam_update(optimizer, items, coeffs):
     step_size, inv_sqrt_bc2 = coeffs
     b1, b2 = optimizer.beta1, optimizer.beta2
-    for p, g, state in items:
-        _elementwise(get_array_module(p)).adam(
-            p, g, state["m"], state["v"],
-            *_scalars(p.dtype, b1, 1 - b1, b2, 1 - b2, step_size, inv_sqrt_bc2, optimizer.eps))
+    _apply(_adam_step, items, ("m", "v"), (b1, 1 - b1, b2, 1 - b2, step_size, inv_sqrt_bc2, optimizer.eps))
 
 
 def nadam_update(optimizer, items, coeffs):
     c_g, c_m, inv_sqrt_bc2 = coeffs
     b1, b2 = optimizer.beta1, optimizer.beta2
-    for p, g, state in items:
-        _elementwise(get_array_module(p)).nadam(
-            p, g, state["m"], state["v"],
-            *_scalars(p.dtype, b1, 1 - b1, b2, 1 - b2, c_g, c_m, inv_sqrt_bc2, optimizer.eps))
+    _apply(_nadam_step, items, ("m", "v"), (b1, 1 - b1, b2, 1 - b2, c_g, c_m, inv_sqrt_bc2, optimizer.eps))
 
 
 def sgd_update(optimizer, items, coeffs):
     lr, mu = optimizer.step_lr, optimizer.momentum
-    for p, g, state in items:
-        k = _elementwise(get_array_module(p))
-        if not mu:
-            k.sgd(p, g, *_scalars(p.dtype, lr))
-        else:
-            (k.sgd_nesterov if optimizer.nesterov else k.sgd_momentum)(p, g, state["momentum"],
-                                                                       *_scalars(p.dtype, lr, mu))
+    if not mu:
+        _apply(_sgd_step, items, (), (lr,))
+    else:
+        step = _sgd_nesterov_step if optimizer.nesterov else _sgd_momentum_step
+        _apply(step, items, ("momentum",), (lr, mu))
 
 
 UPDATES = {Adam: adam_update, Nadam: nadam_update, SGD: sgd_update}
