@@ -32,9 +32,8 @@ from tinygan.images import make_grid, save_png_atomic
 from tinygan.metrics import accuracy_as_in_training
 from tinygan.models import build_gan
 from tinygan.optimizers import OPTIMIZERS
-from tinygan.schedules import SCHEDULES, make_schedule
+from tinygan.schedules import SCHEDULES
 from tinygan.training import cli
-from tinygan.training.tensorboard import TensorBoardLogger
 
 # Settings that define a run.  A resumed run takes them from its checkpoint (so `--resume --out DIR`
 # is enough); giving one with a different value is an error, because it could not continue exactly.
@@ -112,9 +111,7 @@ def main(argv=None) -> int:
     cfg["optimizer"] = cfg["optimizer"] or ("adam" if cfg["image_size"] == 64 else "nadam")
     seed, latent, batch_size = cfg["seed"], cfg["latent_dim"], cfg["batch_size"]
     half = batch_size // 2                 # D sees half a batch of real and half of generated images
-    cli.require(batch_size % 2 == 0, f"--batch-size must be even (half real, half fake), got {batch_size}")
-    cli.require(half % comm.size == 0, f"--batch-size {batch_size} is the global batch: each of the "
-                f"{comm.size} ranks takes an equal share of both halves, so it must divide by {2*comm.size}")
+    cli.check_batch_size(batch_size, comm.size)            # the global batch, shared by the ranks
     run.prepare()                                            # also removes temp files of killed runs
     print(f"backend: {backend.name} ({backend.dtype.name})" + f", {comm.size} ranks" * (comm.size > 1)
           + "".join(f"\nnote: {n}" for n in notes))
@@ -136,10 +133,7 @@ def main(argv=None) -> int:
     G, D = build_gan(cfg["model"], cfg["image_size"], latent, seed=seed, base_filters=cfg["base_filters"])
     G, D = G.to(backend), D.to(backend)
     print(G.summary(), D.summary(), sep="\n")
-    cfg["lr_steps"] = cfg["lr_steps"] or args.epochs * len(batches)
-    cli.check_schedule(cfg, given)
-    schedule = make_schedule(cfg["lr_schedule"], total_steps=cfg["lr_steps"], decay=cfg["lr_decay"],
-                             warmup_steps=cfg["warmup_steps"])
+    schedule = cli.schedule_from_settings(cfg, given, steps=args.epochs * len(batches))  # lr x factor(step)
     g_opt = OPTIMIZERS[cfg["optimizer"]](lr=cfg["lr"], beta1=cfg["beta1"], schedule=schedule)
     d_opt = OPTIMIZERS[cfg["optimizer"]](lr=cfg["lr"], beta1=cfg["beta1"], schedule=schedule)
     trainer = StackedGANTrainer(G, D, g_opt, d_opt, latent_dim=latent, backend=backend, g_loss=cfg["g_loss"],
@@ -151,9 +145,8 @@ def main(argv=None) -> int:
     # ---- outputs; on --resume, the state to continue from -------------------------------------
     history = training.MetricsHistory()
     title = f"{cfg['model']} {cfg['image_size']}px, {len(train_set)} images, batch {batch_size}"
-    loggers = [training.CSVLogger(run.path, history, title, writer=run.writer)]
-    if args.tensorboard and run.writer:  # resumed: drop points a killed run logged after its checkpoint
-        loggers.append(TensorBoardLogger(run.path, purge_step=(checkpoint or {"step": 0})["step"] + 1))
+    loggers = training.run_loggers(run, history, title, tensorboard=args.tensorboard,
+                                   resumed_at=checkpoint["step"] if checkpoint else 0)
     log = training.ProgressLog(loggers, batch_size, args.log_every, bar=not args.no_progress,
                                communicator=comm)                    # losses: means over the ranks
     ckpt = training.Checkpointer(run.checkpoint_path, keep_epochs=args.keep_checkpoints, writer=run.writer)
@@ -168,14 +161,12 @@ def main(argv=None) -> int:
     run.write_config({**run_config, "epochs": args.epochs, "max_steps": args.max_steps})
 
     def save_samples(name):
-        if ema is not None:      # the average's own BatchNorm statistics, from noise training never draws
-            rng = np.random.default_rng([seed, 11])
-            ema.recalibrate_batchnorm(backend.asarray(rng.standard_normal((batch_size, latent)))
-                                      for _ in range(8))
+        rng = np.random.default_rng([seed, 11])           # the average's BatchNorm, from unseen noise
+        model = G if ema is None else ema.model_for_sampling(
+            backend.asarray(rng.standard_normal((batch_size, latent))) for _ in range(8))
         if not run.writer:
             return
-        images = training.generate(ema.model if ema is not None else G, fixed_noise, backend)
-        grid = make_grid(images, nrow=10)
+        grid = make_grid(training.generate(model, fixed_noise, backend), nrow=10)
         for path in (run / name, run / "samples_latest.png"):
             save_png_atomic(grid, path)
         log.log_image("samples", grid, trainer.steps)

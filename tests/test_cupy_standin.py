@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from cupy_standin import DIR, counting, subprocess_env
 
+from tinygan import kernels
 from tinygan.backend import get_array_module, get_backend, to_numpy
 from tinygan.gan.stacked import StackedGANTrainer
 from tinygan.models.dcgan import dcgan64_discriminator, dcgan64_generator
@@ -252,6 +253,18 @@ def test_the_operation_count_of_a_step_depends_on_the_architecture_not_on_sizes(
     # So a count measured at tiny filters and batch is the count at f = 64, batch 128.
     small, larger = dcgan_step_counts(filters=4, batch=4), dcgan_step_counts(filters=8, batch=8)
     assert small.ops == larger.ops and small.by_name == larger.by_name
+
+
+def test_a_dcgan_training_step_launches_at_most_400_device_operations(cupy_standin):
+    # A launch costs 5-15 us of host time on a GPU; PyTorch's eager step of this model launches
+    # 250-400.  The CuPy passes (tinygan/kernels/cupy_passes.py) take 386 (benchmarks/NOTES.md:
+    # GPU); the layers' plain code took 1,850, mostly in im2col/col2im's loops over kernel taps.
+    fast = dcgan_step_counts(filters=4, batch=4)
+    with kernels.using("plain"):
+        plain = dcgan_step_counts(filters=4, batch=4)
+    assert fast.ops <= 400
+    assert plain.ops > 4 * fast.ops
+    assert (fast.syncs, fast.h2d) == (plain.syncs, plain.h2d) == (0, 2)
 
 
 def test_the_main_example_trains_and_resumes_with_backend_cupy(tmp_path):

@@ -57,6 +57,12 @@ class GeneratorEMA:
                 for layer, m in zip(norms, momenta):
                     layer.momentum = m
 
+    def model_for_sampling(self, noise_batches):
+        """The average, its BatchNorm statistics recalibrated on ``noise_batches`` (noise that
+        training never draws), ready to sample from."""
+        self.recalibrate_batchnorm(noise_batches)
+        return self.model
+
     def state_dict(self) -> dict:
         return {"weights": self.model.state_dict(), "updates": self.updates}
 

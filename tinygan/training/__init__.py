@@ -28,15 +28,15 @@ from .guard import (
     TrainingDiverged,
     stop_on_divergence,
 )
-from .loggers import CSVLogger, MetricsLogger
+from .loggers import CSVLogger, MetricsLogger, run_loggers
 from .metrics import MetricsHistory, PendingStats
 from .progress import ProgressLog
 from .run_folder import RunFolder, prepare_output_folder, resolve_settings
 from .sampling import generate
 from .signals import DeferredInterrupt, Interrupted
 
-__all__ = ["cli", "RunFolder", "prepare_output_folder", "resolve_settings", "DeferredInterrupt",
-           "Interrupted", "Checkpointer",
+__all__ = ["cli", "run_loggers", "RunFolder", "prepare_output_folder", "resolve_settings",
+           "DeferredInterrupt", "Interrupted", "Checkpointer",
            "NonFiniteLossError", "NonFiniteWeightsError", "TrainingDiverged", "EXIT_NON_FINITE",
            "stop_on_divergence", "MetricsHistory", "PendingStats", "MetricsLogger", "CSVLogger",
            "ProgressLog", "generate"]

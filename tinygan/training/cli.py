@@ -21,6 +21,7 @@ from contextlib import contextmanager
 
 from ..backend import BackendUnavailableError, cupy_unavailable_reason, get_backend
 from ..errors import CheckpointError, ConfigError, DataError, DataWarning, ShapeError
+from ..schedules import make_schedule
 from .guard import TrainingDiverged
 from .signals import Interrupted, signals_raise
 
@@ -113,6 +114,23 @@ def check_batch_fits(n_images: int, n_holdout: int, batch_size: int) -> None:
     require(left >= half, f"--batch-size {batch_size} needs {half} real images per step, but {n_images} "
                           f"images minus {n_holdout} held out leave {left}: use a --batch-size of at most "
                           f"{2 * left}, or more images")
+
+
+def check_batch_size(batch_size: int, ranks: int = 1) -> None:
+    """ConfigError unless ``--batch-size`` splits into equal real and generated halves, and each half
+    into equal shares for ``ranks`` data-parallel processes."""
+    require(batch_size % 2 == 0, f"--batch-size must be even (half real, half fake), got {batch_size}")
+    require(batch_size // 2 % ranks == 0, f"--batch-size {batch_size} is the global batch: each of the "
+            f"{ranks} ranks takes an equal share of both halves, so it must divide by {2 * ranks}")
+
+
+def schedule_from_settings(settings: dict, given, steps: int):
+    """The learning-rate schedule the run's settings ask for (checked by :func:`check_schedule`);
+    ``steps``: the length of a linear or cosine schedule unless ``lr_steps`` sets it, stored there."""
+    settings["lr_steps"] = settings["lr_steps"] or steps
+    check_schedule(settings, given)
+    return make_schedule(settings["lr_schedule"], total_steps=settings["lr_steps"],
+                         decay=settings["lr_decay"], warmup_steps=settings["warmup_steps"])
 
 
 def check_schedule(settings: dict, given) -> None:

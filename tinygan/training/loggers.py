@@ -61,3 +61,17 @@ class CSVLogger(MetricsLogger):
         self.history.write_eval_csv(self.folder / "eval.csv")
         if self.plot and len(self.history):
             plot_losses(self.history, self.folder / "losses.png", title=self.title)
+
+
+def run_loggers(run, history: MetricsHistory, title: str | None = None, tensorboard: bool = False,
+                resumed_at: int = 0) -> list[MetricsLogger]:
+    """The loggers of a training run in ``run`` (a RunFolder): metrics.csv, eval.csv and losses.png,
+    plus TensorBoard event files with ``tensorboard``.  Only the writing rank writes; every rank
+    checks that tensorboardX is there, so a missing extra stops all ranks alike."""
+    loggers = [CSVLogger(run.path, history, title, writer=run.writer)]
+    if tensorboard:
+        from .tensorboard import TensorBoardLogger, summary_writer_class
+        summary_writer_class()
+        if run.writer:         # purge_step: drop what a killed run logged after its last checkpoint
+            loggers.append(TensorBoardLogger(run.path, purge_step=resumed_at + 1))
+    return loggers
