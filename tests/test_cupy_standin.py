@@ -16,9 +16,17 @@ import pytest
 from cupy_standin import DIR, counting, subprocess_env
 
 from tinygan import kernels
+from tinygan.aging.classifier import called_old, predict_logits
 from tinygan.backend import get_array_module, get_backend, to_numpy
 from tinygan.gan.stacked import StackedGANTrainer
-from tinygan.models.dcgan import dcgan64_discriminator, dcgan64_generator
+from tinygan.metrics.accuracy import accuracy_as_in_training, discriminator_accuracy
+from tinygan.models import age_classifier
+from tinygan.models.dcgan import (
+    dcgan64_discriminator,
+    dcgan64_generator,
+    dcgan_discriminator,
+    dcgan_generator,
+)
 from tinygan.optimizers import Adam
 
 API = json.loads((DIR / "cupy_api.json").read_text())
@@ -265,6 +273,43 @@ def test_a_dcgan_training_step_launches_at_most_400_device_operations(cupy_stand
     assert fast.ops <= 400
     assert plain.ops > 4 * fast.ops
     assert (fast.syncs, fast.h2d) == (plain.syncs, plain.h2d) == (0, 2)
+
+
+# -- host images into a model on the device (issue 13, item 5) ------------------------------------------
+def host_images(n, seed=6):
+    return np.random.default_rng(seed).uniform(-1, 1, (n, 3, 32, 32)).astype(np.float32)
+
+
+def test_discriminator_accuracy_copies_host_images_to_a_device_model_once(cupy_standin):
+    D = dcgan_discriminator(32, 4, seed=1)
+    real, fake = host_images(5), host_images(3, seed=7)
+    on_host = discriminator_accuracy(D, real, fake, batch_size=2)
+    D.to(get_backend("cupy"))
+    with counting() as c:
+        on_device = discriminator_accuracy(D, real, fake, batch_size=2)
+    assert on_device == on_host
+    assert (c.h2d, c.h2d_bytes) == (3 + 2, real.nbytes + fake.nbytes)      # each batch once
+
+
+def test_accuracy_as_in_training_takes_host_real_images_with_device_models(cupy_standin):
+    G, D = dcgan_generator(8, 32, 4, seed=0), dcgan_discriminator(32, 4, seed=1)
+    real, z = host_images(4), np.random.default_rng(8).standard_normal((4, 8))
+    on_host = accuracy_as_in_training(G, D, real, z, batch_size=2)
+    b = get_backend("cupy")
+    G.to(b), D.to(b)
+    assert accuracy_as_in_training(G, D, real, z, batch_size=2) == on_host
+
+
+def test_the_age_classifiers_verdicts_take_host_images_with_a_device_model(cupy_standin):
+    classifier = age_classifier(32, base_filters=4)
+    images = host_images(5)
+    logits = predict_logits(classifier, images, batch_size=2)
+    classifier.to(get_backend("cupy"))
+    with counting() as c:
+        verdicts = called_old(classifier, images, batch_size=2)
+    np.testing.assert_array_equal(verdicts, logits > 0)
+    assert (c.h2d, c.h2d_bytes) == (3, images.nbytes)
+    assert np.abs(predict_logits(classifier, images, batch_size=2) - logits).max() < 1e-5   # float32
 
 
 def test_the_main_example_trains_and_resumes_with_backend_cupy(tmp_path):

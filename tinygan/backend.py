@@ -146,3 +146,11 @@ def to_numpy(a):
         return a.get()
     return np.asarray(a)
 
+
+def to_module(a, xp):
+    """``a`` on the array module ``xp`` (numpy or cupy): ``a`` itself if it is there, else a copy
+    (host to device, or device to host)."""
+    if get_array_module(a) is xp:
+        return a
+    return to_numpy(a) if xp is np else xp.asarray(a)
+

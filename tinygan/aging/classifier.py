@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from ..backend import get_array_module, to_numpy
+from ..backend import get_array_module, to_module, to_numpy
 from ..losses import binary_cross_entropy_with_logits
 from ..optimizers import Adam
 from ..sequential import Sequential
@@ -41,12 +41,12 @@ def classifier_step(model: Sequential, optimizer, x, labels, flip: bool = True, 
 
 def predict_logits(model: Sequential, images, batch_size: int = 256, backend=None):
     """Logits (N,) on the host for images (N, C, S, S): an array (host or device) or anything
-    indexable that yields batches (a FaceDataset's ``images``).  Inference mode (running BN stats)."""
+    indexable that yields batches (a FaceDataset's ``images``).  Inference mode (running BN stats).
+    Each batch goes to ``backend`` (default: the model's array module), copied there if need be."""
     out = []
     for start in range(0, len(images), batch_size):
         batch = images[start:start + batch_size]
-        if backend is not None:
-            batch = backend.asarray(batch)
+        batch = backend.asarray(batch) if backend is not None else to_module(batch, model.xp)
         out.append(to_numpy(model.forward(batch, training=False)).reshape(-1))
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
@@ -67,11 +67,9 @@ def classification_report(logits, labels) -> dict:
 
 
 def called_old(classifier, images, batch_size: int = 256) -> np.ndarray:
-    """(N,) bool on the host: the age classifier's verdict (logit > 0 means old)."""
-    out = []
-    for s in range(0, images.shape[0], batch_size):
-        out.append(to_numpy(classifier.forward(images[s:s + batch_size], training=False)).reshape(-1) > 0)
-    return np.concatenate(out)
+    """(N,) bool on the host: the age classifier's verdict (logit > 0 means old); ``images`` host or
+    device, as in :func:`predict_logits`."""
+    return predict_logits(classifier, images, batch_size) > 0
 
 
 def train_age_classifier(model: Sequential, images, labels, epochs: float, backend, seed: int = 0,

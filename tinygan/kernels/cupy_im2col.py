@@ -3,15 +3,16 @@
 The same matrices as tinygan.kernels.im2col (rows (c, u, v), columns (n, i, j)), built for a GPU,
 where every CuPy call is a kernel launch and the launches, not the arithmetic, bound the speed:
 
-* ``im2col``: the zero-padded image is one buffer (its border zeroed once, cached per shape), the
-  image is copied into its interior, and all windows are copied out of a strided *view* of it in
-  one copy: 2 kernels (1 without padding) instead of kh*kw slice copies.
+* ``im2col``: the zero-padded image is one buffer (its border zeroed once, cached per shape: the
+  memory of one padded input per shape), the image is copied into its interior, and all windows
+  are copied out of a strided *view* of it in one copy: 2 kernels (1 without padding) instead of
+  kh*kw slice copies.
 * ``col2im``: a *gather* instead of kh*kw slice additions.  Output pixel (r, q) receives the
   kernel offsets (u, v) whose window (i, j) covers it: r = i*stride + u - pad.  Those (offset,
-  window) pairs depend on the pixel only, so one small index table (H*W, T) per geometry, T <=
-  ceil(kh/stride) * ceil(kw/stride), names them; ``take`` fetches all T terms of every pixel and
-  one fused reduction sums them (terms outside the image masked): 2 kernels, no atomics, the
-  same sum in every run.
+  window) pairs depend on the pixel only, so one small index table (H*W, T) per geometry and
+  batch size, T <= ceil(kh/stride) * ceil(kw/stride), names them (copied to the device once);
+  ``take`` fetches all T terms of every pixel and one fused reduction sums them (terms outside
+  the image masked): 2 kernels, no atomics, the same sum in every run.
 * A convolution over the whole image (kernel = image, no padding: the DCGAN's 4x4 -> 1x1 and
   1x1 -> 4x4 layers) is a dense layer: its im2col and col2im only reorder axes.
 
@@ -52,14 +53,16 @@ def _device_id(a):
     return getattr(getattr(a, "device", None), "id", None)
 
 
-def _cached(cache: OrderedDict, key, make):
-    value = cache.get(key)
+def _cached(store: OrderedDict, key, make):
+    """``store[key]``, made by ``make()`` on first use; the least recently used entry goes when
+    there are more than _CACHE_ENTRIES."""
+    value = store.get(key)
     if value is None:
-        value = cache[key] = make()
-        if len(cache) > _CACHE_ENTRIES:
-            cache.popitem(last=False)
+        value = store[key] = make()
+        if len(store) > _CACHE_ENTRIES:
+            store.popitem(last=False)
     else:
-        cache.move_to_end(key)
+        store.move_to_end(key)
     return value
 
 

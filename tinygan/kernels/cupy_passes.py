@@ -9,19 +9,22 @@ passes here compute what the layers' plain code computes, with three changes:
   or additions), and results stored channels first (``as_images``), so that the next
   convolution's ``as_matrix`` is a view instead of a transposing copy.
 * Elementwise chains are ``cupy.fuse`` kernels: each activation is one kernel per pass,
-  BatchNorm's statistics, normalisation and backward a few, each optimizer update one kernel per
-  parameter.  Fused functions may only use elementwise ufuncs and at most one reduction (the
-  constraints of cupy.fuse); every scalar is passed as a NumPy scalar of the array's dtype, so a
-  fused kernel computes in the same precision as the plain code (a Python float could promote
-  float32 to float64 in CuPy 13's fusion).
+  BatchNorm three per pass, an optimizer update one kernel for all parameters of one shape.
+  Fused functions use only elementwise ufuncs and at most one reduction (what cupy.fuse
+  compiles); every scalar is passed as a NumPy scalar of the array's dtype, so a fused kernel
+  computes in the precision of the plain code (a Python float can promote float32 to float64 in
+  CuPy 13's fusion).
 * Elementwise passes work on their main operand in its own memory order
   (``_memory_ordered``): outputs keep the layout of inputs (channels first after a convolution),
   which is also what makes the stand-in's counts (NumPy behind CuPy's API) those of real CuPy,
   whose elementwise outputs are always C-ordered in the shape they are computed in.
 
-Two more reductions are folded into one: BatchNorm's backward needs sum(dy) and sum(dy * xhat)
-per feature; they are taken as the real and imaginary parts of one complex sum,
-sum(dy + i dy xhat), whose two parts are summed independently (no rounding is shared).
+BatchNorm folds pairs of reductions into one.  Forward: mean and variance from one pass over
+x, as the sums of d = x - running_mean and of d^2 in float64 (the float64 difference of sums is
+exact far below float32 rounding unless the batch mean lies 1e4 standard deviations from the
+running mean; a two-pass variance needs a second reduction).  Backward: sum(dy) and
+sum(dy * xhat) as the real and imaginary parts of one complex sum, sum(dy + i dy xhat), whose
+two parts are summed independently (no rounding is shared).
 
 Each pass has the contract of tinygan/kernels/numpy_passes.py: the same numbers as the layer's
 plain code (up to float rounding), the same ``layer.saved`` (the same arrays by shape and value;
@@ -63,7 +66,7 @@ def _memory_ordered(a):
 
 def _restore(a, order):
     """The inverse of ``_memory_ordered``'s transposition."""
-    return a.transpose(tuple(np.argsort(order)))
+    return a.transpose(tuple(int(i) for i in np.argsort(order)))
 
 
 def _fuse(xp, function):
@@ -225,9 +228,7 @@ def batchnorm_forward(layer, x, training=True):
     gamma, beta = layer.params["gamma"].reshape(per_feature), layer.params["beta"].reshape(per_feature)
     rm, rv = layer.buffers["running_mean"], layer.buffers["running_var"]
     if training:
-        # One pass over x for mean and variance: sums of d = x - running_mean and of d^2, in float64
-        # (a two-pass variance would need a second reduction; float64 keeps the difference of
-        # sums exact to far below float32 rounding unless |mean - running_mean| > 1e4 std).
+        # mean and variance in one pass: float64 sums of d = x - running_mean and of d^2
         m, mom = n * p, layer.momentum
         sums = k.shifted_sums(xt, rm.reshape(per_feature), np.complex128(1j))
         counts = _scalars(np.float64, m, layer.eps, 0)                       # m, eps, zero

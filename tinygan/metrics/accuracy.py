@@ -10,11 +10,18 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from ..backend import get_array_module
+from ..backend import get_array_module, to_module
 from ..errors import ShapeError
 from ..sequential import frozen
 
 __all__ = ["discriminator_accuracy", "accuracy_as_in_training"]
+
+
+def _on_model_backend(model, images):
+    """``images`` on the array module ``model`` runs on (its ``xp``: a host batch for a GPU model
+    is copied to the device, and the other way round); as given for a model without ``xp``."""
+    xp = getattr(model, "xp", None)
+    return images if xp is None else to_module(images, xp)
 
 
 def _count_predicted_real(discriminator, images, batch_size: int, from_logits: bool,
@@ -25,7 +32,7 @@ def _count_predicted_real(discriminator, images, batch_size: int, from_logits: b
     cut = math.log(threshold / (1.0 - threshold)) if from_logits else threshold
     count = 0
     for start in range(0, n, batch_size):
-        batch = images[start:start + batch_size]
+        batch = _on_model_backend(discriminator, images[start:start + batch_size])
         out = discriminator.forward(batch, training=training)
         if out.ndim < 1 or out.shape[0] != batch.shape[0] or out.size != batch.shape[0]:
             raise ShapeError(f"discriminator_accuracy: the discriminator must return one score per image, "
@@ -42,9 +49,10 @@ def discriminator_accuracy(discriminator, real_images, fake_images, batch_size: 
     """Fraction of real images scored real and of generated images scored fake.
 
     discriminator: anything with ``forward(x, training=False)`` returning (N, 1) logits (or
-        probabilities with ``from_logits=False``); called in eval mode, ``batch_size`` at a time,
-        on the arrays as given (NumPy or CuPy, the module the discriminator runs on).
-    real_images, fake_images: (N, C, H, W) and (M, C, H, W); the counts may differ.
+        probabilities with ``from_logits=False``); called in eval mode, ``batch_size`` at a time.
+    real_images, fake_images: (N, C, H, W) and (M, C, H, W), host or device arrays; the counts may
+        differ.  Each batch goes to the discriminator's backend (its ``xp``: host images are copied
+        to a GPU model one batch at a time).
     threshold: probability at or above which an image is called real (0.5).
     training: False (default) judges D in eval mode, BatchNorm using its running averages.
         True judges D as the stacked trainer uses it: BatchNorm normalises each batch of real or
@@ -85,8 +93,9 @@ def accuracy_as_in_training(generator, discriminator, real_images, z, batch_size
     their running averages do not move.  In inference mode D's running averages mix the statistics
     of real and of generated batches, and that mixture makes D call nearly everything fake -- a
     number that says nothing about the D that training actually pits against G.
+    ``real_images`` may be host or device arrays (each batch goes to D's backend).
     """
-    xp = get_array_module(real_images)
+    xp = getattr(generator, "xp", None) or get_array_module(real_images)     # where G computes
     chunks = np.array_split(z, -(-len(z) // batch_size))
     with frozen(generator):
         fake = xp.concatenate([generator.forward(xp.asarray(c, dtype=real_images.dtype), training=True)
