@@ -44,6 +44,7 @@ from tinygan.gan import ConditionalStackedGANTrainer
 from tinygan.io import atomic_path
 from tinygan.models import age_classifier, build_conditional_gan
 from tinygan.optimizers import Adam
+from tinygan.schedules import SCHEDULES
 from tinygan.training import cli
 from tinygan.training.guard import check_losses
 
@@ -56,7 +57,7 @@ FILES = ("config.json", "generator.npz", "discriminator.npz", "classifier.npz")
 # --age, keeps its own (from config.json); giving one with another value is an error.
 RUN_DEFAULTS = {"image_size": 64, "base_filters": 64, "latent_dim": 100, "clf_filters": 16,
                 "age_rule": "not_young", "seed": 0, "holdout": 1000, "limit": None, "batch_size": 64,
-                "lr": 2e-4}
+                "lr": 2e-4, "lr_schedule": "constant", "lr_decay": 0.0, "warmup_steps": 0, "lr_steps": None}
 MODEL_KEYS = ("image_size", "base_filters", "latent_dim", "clf_filters", "age_rule")
 
 
@@ -85,6 +86,11 @@ def parse_args(argv=None):
                    help="GAN batch (64), a multiple of 4: D sees batch/2 real (balanced young/old) + batch/2 "
                         "generated, G a full batch")
     p.add_argument("--lr", type=cli.positive_float, **run, help="learning rate (2e-4)")
+    p.add_argument("--lr-schedule", choices=sorted(SCHEDULES), **run,
+                   help="constant (default), inverse-time (lr / (1 + decay * step)), linear or cosine to 0")
+    p.add_argument("--lr-decay", type=cli.non_negative_float, **run, help="decay of inverse-time (0)")
+    p.add_argument("--warmup-steps", type=cli.non_negative_int, **run, help="ramp the lr up over N steps (0)")
+    p.add_argument("--lr-steps", type=cli.positive_int, **run, help="length of linear/cosine (GAN steps)")
     p.add_argument("--seed", type=cli.seed, **run, help="seed of every random choice (0)")
     p.add_argument("--limit", type=cli.positive_int, **run, help="use only the first LIMIT training images")
     p.add_argument("--holdout", type=cli.positive_int, **run,
@@ -202,8 +208,13 @@ def trained_settings(run: training.RunFolder) -> dict:
 SAVED_CHECKS = {"image_size": lambda v: v in (32, 64), "age_rule": lambda v: v in aging.AGE_RULES,
                 "limit": lambda v: v is None or (type(v) is int and v > 0),
                 "seed": lambda v: type(v) is int and v >= 0,
-                "lr": lambda v: type(v) in (int, float) and 0 < v < float("inf")}
-OPTIONAL = ("limit", "lr", "batch_size")          # runs of older versions did not save these
+                "lr": lambda v: type(v) in (int, float) and 0 < v < float("inf"),
+                "lr_schedule": lambda v: v in SCHEDULES,
+                "lr_decay": lambda v: type(v) in (int, float) and 0 <= v < float("inf"),
+                "warmup_steps": lambda v: type(v) is int and v >= 0,
+                "lr_steps": lambda v: v is None or (type(v) is int and v > 0)}
+# runs of older versions did not save these
+OPTIONAL = ("limit", "lr", "batch_size", "lr_schedule", "lr_decay", "warmup_steps", "lr_steps")
 TRAINED = "trained models keep the settings they were trained with"
 RETRAIN = "Leave those flags out, or train a new run (another --run, or --retrain) to change them."
 
@@ -222,19 +233,26 @@ def checked_config(cfg: dict, run: training.RunFolder) -> dict:
     return cfg
 
 
-def train_gan(G, D, train, y_train, args, backend, run: training.RunFolder, cfg: dict) -> tuple[dict, int]:
+def gan_steps(epochs: float, n_train: int, batch_size: int) -> int:
+    """GAN steps of a run: ``epochs`` passes over the training images, batch_size / 2 real per step."""
+    return max(1, int(epochs * n_train / (batch_size // 2)))
+
+
+def train_gan(G, D, train, y_train, args, backend, run: training.RunFolder, cfg: dict,
+              schedule=None) -> tuple[dict, int]:
     """The GAN loop; continues from RUN/gan_checkpoint.npz (weights, optimizer moments, noise and
     batch order) when an earlier session was interrupted.  Returns (summary, exit code): 0, or
     128 + signal number when a stop signal ended it (after saving)."""
     half = cfg["batch_size"] // 2
     batches = aging.BalancedBatches(train, y_train, half, seed=cfg["seed"] + 3, backend=backend)
-    trainer = ConditionalStackedGANTrainer(G, D, Adam(cfg["lr"], 0.5), Adam(cfg["lr"], 0.5), backend=backend,
+    trainer = ConditionalStackedGANTrainer(G, D, Adam(cfg["lr"], 0.5, schedule=schedule),
+                                           Adam(cfg["lr"], 0.5, schedule=schedule), backend=backend,
                                            seed=cfg["seed"])
     ckpt = training.Checkpointer(run / "gan_checkpoint.npz")
     if ckpt.path.is_file() and not args.retrain:
         restore_training_state(ckpt.load(), trainer, batches=batches, path=ckpt.path)
         log(f"resumed the GAN from {ckpt.path} at step {trainer.steps}")
-    steps = max(1, int(args.epochs * len(train) / half))
+    steps = gan_steps(args.epochs, len(train), cfg["batch_size"])
     log(f"conditional GAN: G {G.num_params():,} and D {D.num_params():,} parameters; {steps} steps "
         f"(batch {cfg['batch_size']}: {half} real, balanced young/old)"
         + (f", at most {args.max_minutes} min" if args.max_minutes else ""))
@@ -394,6 +412,7 @@ def main(argv=None) -> int:
     G, D, C = build_models(cfg, backend)
     train, y_train, held, y_held = load_data(data, cfg)
     check_batches_fit(y_train, cfg["batch_size"], cfg["age_rule"])
+    schedule = cli.schedule_from_settings(cfg, given, gan_steps(args.epochs, len(train), cfg["batch_size"]))
     training_settings = {"data": str(data), "epochs": args.epochs, "clf_epochs": args.clf_epochs}
     run.write_config(cfg | training_settings)
     if resuming and (run / "classifier.npz").is_file():
@@ -404,7 +423,7 @@ def main(argv=None) -> int:
         aging.train_age_classifier(C, train, y_train, args.clf_epochs, backend, seed=cfg["seed"],
                                    batch_size=clf_batch, log=log, log_every=args.log_every)
         C.save_weights(run / "classifier.npz")
-    summary, code = train_gan(G, D, train, y_train, args, backend, run, cfg)
+    summary, code = train_gan(G, D, train, y_train, args, backend, run, cfg, schedule)
     if code:
         return code
     run.write_config(cfg | training_settings | summary)         # now with gan_steps: the run is finished

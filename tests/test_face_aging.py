@@ -5,6 +5,7 @@ a minute on a 2-core CPU.  The one trained model (``tiny_gan``) is trained once 
 embedded procedural faces, with grey hair standing in for "old".
 """
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -306,12 +307,12 @@ def tiny_celeba(tmp_path_factory, faces):
 @pytest.fixture(scope="module")
 def trained_run(tiny_celeba, tmp_path_factory):
     """A finished run: a classifier step or two, 12 GAN steps (1.2 epochs of 40 faces, 4 real per
-    step), a 2-step projection of 4 faces."""
+    step) on a linear learning-rate schedule with a 2-step warm-up, a 2-step projection of 4 faces."""
     run = tmp_path_factory.mktemp("aging") / "run"
     cache = tmp_path_factory.mktemp("cache")
     run_aging("--data", tiny_celeba, "--run", run, "--image-size", "32", "--base-filters", "4",
               "--clf-filters", "4", "--latent-dim", "8", "--holdout", "8", "--batch-size", "8",
-              "--epochs", "1.2", "--clf-epochs", "1",
+              "--epochs", "1.2", "--clf-epochs", "1", "--lr-schedule", "linear", "--warmup-steps", "2",
               "--steps", "2", "--restarts", "1", "--eval-n", "4", env_cache=cache, expect=0)
     return run, cache
 
@@ -321,7 +322,12 @@ def test_training_writes_the_models_settings_and_evaluation(trained_run):
     names = {p.name for p in run.iterdir()}
     assert {"config.json", "generator.npz", "discriminator.npz", "classifier.npz", "gan_checkpoint.npz",
             "samples.png", "evaluation.json", "eval_strips_young.png"} <= names
-    assert '"gan_steps": 12' in (run / "config.json").read_text()
+    config = json.loads((run / "config.json").read_text())
+    assert config["gan_steps"] == 12
+    # The schedule spans the run's 12 GAN steps, and the optimizers took all 12 of them.
+    assert (config["lr_schedule"], config["lr_steps"], config["warmup_steps"]) == ("linear", 12, 2)
+    g_opt = load_checkpoint(run / "gan_checkpoint.npz")["trainer"]["g_opt"]
+    assert int(g_opt["iterations"]) == 12 and json.loads(str(g_opt["schedule"]))["kind"] == "linear"
 
 
 def test_aging_a_photo_loads_the_trained_models_and_changes_none_of_them(trained_run, tiny_celeba, tmp_path):
