@@ -71,7 +71,8 @@ def parse_args(argv=None):
                    "inverse-time (Keras: lr / (1 + decay * step)), linear or cosine to 0 over --lr-steps")
     p.add_argument("--lr-decay", type=cli.non_negative_float, **run, help="decay of inverse-time (0)")
     p.add_argument("--warmup-steps", type=cli.non_negative_int, **run, help="ramp the lr up over N steps")
-    p.add_argument("--lr-steps", type=cli.positive_int, **run, help="length of linear/cosine (epochs)")
+    p.add_argument("--lr-steps", type=cli.positive_int, **run,
+                   help="linear/cosine length in steps (epochs x steps per epoch)")
     p.add_argument("--g-loss", choices=["non_saturating", "saturating"], **run, help="G's loss")
     p.add_argument("--label-smoothing", dest="real_label", nargs="?", const=0.9, **run,
                    type=cli.number_in(0, 1, low_open=True), help="D's target for real images (0.9 if bare)")
@@ -161,11 +162,11 @@ def main(argv=None) -> int:
     run.write_config({**run_config, "epochs": args.epochs, "max_steps": args.max_steps})
 
     def save_samples(name):
+        if not run.writer:                                    # rank 0 alone draws and writes
+            return
         rng = np.random.default_rng([seed, 11])           # the average's BatchNorm, from unseen noise
         model = G if ema is None else ema.model_for_sampling(
             backend.asarray(rng.standard_normal((batch_size, latent))) for _ in range(8))
-        if not run.writer:
-            return
         grid = make_grid(training.generate(model, fixed_noise, backend), nrow=10)
         for path in (run / name, run / "samples_latest.png"):
             save_png_atomic(grid, path)

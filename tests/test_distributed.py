@@ -62,10 +62,7 @@ TIMEOUT = 120          # seconds; a healthy run takes 1-3
 def one_worker():
     """One tinygan worker thread here too, as in the ranks (a convolution's weight gradient is
     summed per worker, so another worker count rounds differently)."""
-    try:
-        from tinygan.kernels import num_threads, set_num_threads
-    except ImportError:                      # before the speed code moved into tinygan.kernels
-        from tinygan.parallel import num_threads, set_num_threads
+    from tinygan.kernels import num_threads, set_num_threads
     before = num_threads()
     set_num_threads(1)
     yield

@@ -44,6 +44,7 @@ class Optimizer:
     def __init__(self, lr: float, schedule=None):
         self.lr = float(lr)                # the base learning rate
         self.schedule = schedule
+        self.step_lr = self.lr             # the learning rate of the update being (or last) taken
         self.iterations = 0
         self.state: dict = {}      # key -> {slot: array}
         self._checked = set()      # keys whose state has been checked against (and moved to) their parameter
@@ -228,8 +229,11 @@ class SGD(Optimizer):
     def _needed_slots(self):
         return self.slots if self.momentum else ()
 
+    def _begin_step(self):
+        return self.step_lr
+
     def _update(self, p, g, state, coeffs):
-        lr, mu = self.step_lr, self.momentum
+        lr, mu = coeffs, self.momentum
         if not mu:
             p -= lr * g
             return

@@ -4,7 +4,7 @@ For a photo x of age a, minimise over z
 
     ||G(z, a) - x||^2 / P  +  w_f ||phi(G(z, a)) - phi(x)||^2 / F  +  w_p ||z||^2 / L
 
-by Adam on z alone, through the frozen generator: the same backward pass that fills G's parameter
+by Adam on z alone, through the frozen generator: the same backward pass that adds into G's parameter
 gradients in training also returns dL/dz, its input gradient (frozen, G adds nothing to its own
 gradients).  G runs in inference mode, so each BatchNorm is a fixed per-channel affine map and
 the images of a batch do not influence each other.  phi is an optional hidden layer of D (feature

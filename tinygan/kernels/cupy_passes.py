@@ -208,7 +208,7 @@ def conv2d_transpose_backward(layer, grad):
     return as_images(W2 @ dcols, n, h, w)
 
 
-# -- BatchNorm: 4 kernels forward (mean, sum of squares, per-feature scalars, normalise), 1-3 backward ---
+# -- BatchNorm: 3 kernels forward (one-pass sums, per-feature scalars, normalise), 2-3 backward -------
 def _feature_layout(x3, order):
     """For an (N, F, P) array seen in ``order``: the axes the statistics run over, and the shape
     that broadcasts a per-feature (F,) vector against it."""
@@ -398,7 +398,7 @@ def nadam_update(optimizer, items, coeffs):
 
 
 def sgd_update(optimizer, items, coeffs):
-    lr, mu = optimizer.step_lr, optimizer.momentum
+    lr, mu = coeffs, optimizer.momentum
     if not mu:
         _apply(_sgd_step, items, (), (lr,))
     else:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ..backend import get_array_module
 from ..errors import ShapeError
 from ..layers import Layer
@@ -203,6 +204,7 @@ class ConditionalDiscriminator(_Conditional):
                  name: str = "cond_discriminator"):
         super().__init__(net, n_classes, "maps", name)
         self.channels = int(channels)
+        self._feature_layers = []               # the layers of the last features() call
         if net.input_shape is not None and net.input_shape[0] != self.channels + self.n_classes:
             raise ShapeError(f"{name}: the network takes {net.input_shape[0]} channels, but {channels} "
                              f"image channels plus {n_classes} label maps gives "
@@ -214,13 +216,13 @@ class ConditionalDiscriminator(_Conditional):
         h = self.concat.forward(x, training)
         self._feature_layers = self.net.layers[:n_layers]
         for layer in self._feature_layers:
-            h = layer.forward(h, training)
+            h = kernels.forward(layer, h, training)
         return h
 
     def features_backward(self, grad):
         """dL/dx for the last :meth:`features` call."""
         for layer in reversed(self._feature_layers):
-            grad = layer.backward(grad)
+            grad = kernels.backward(layer, grad)
         return self.concat.backward(grad)
 
 

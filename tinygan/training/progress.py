@@ -8,6 +8,7 @@ under the run) is dropped instead of stopping the training.
 """
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -77,7 +78,7 @@ class ProgressLog:
         info = {"d_loss": f"{mean['d_loss']:.3f}", "g_loss": f"{mean['g_loss']:.3f}",
                 "d_acc": f"{(mean['d_acc_real'] + mean['d_acc_fake']) / 2:.2f}",
                 "img_s": f"{images_per_sec:.1f}"}
-        if rows[-1]["g_lr"] == rows[-1]["g_lr"]:           # not NaN: the rates were given
+        if not math.isnan(rows[-1]["g_lr"]):                # the rates were given
             info["lr"] = f"{rows[-1]['g_lr']:.2e}"
         if self._bar is not None:
             self._output(lambda: self._bar.set_postfix(info))
