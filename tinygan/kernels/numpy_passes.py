@@ -54,11 +54,16 @@ def _to_nchw(m, h, w):
     return m.reshape(m.shape[0], -1, h, w).transpose(1, 0, 2, 3)
 
 
-def _add_weight_gradient(layer, partials):
-    """grads["W"] += each worker's partial weight gradient (a sum over its chunks)."""
+def _add_parameter_gradients(layer, partials, grad):
+    """A convolution's grads["W"] += each worker's partial weight gradient (a sum over its chunks),
+    and grads["b"] += the output gradient summed over batch and pixels; nothing when frozen."""
+    if not layer.trainable:
+        return
     dW = layer.grads["W"].reshape(partials[0].shape)
     for p in partials:
         dW += p
+    if "b" in layer.params:
+        layer.grads["b"] += grad.sum(axis=(0, 2, 3))
 
 
 # -- Conv2D ------------------------------------------------------------------------------------
@@ -101,10 +106,7 @@ def conv2d_backward(layer, grad):
         return dW
 
     partials = map_parts(work, batch_chunks(n, W2.shape[1], pixels))
-    if layer.trainable:
-        _add_weight_gradient(layer, partials)
-        if "b" in layer.params:
-            layer.grads["b"] += grad.sum(axis=(0, 2, 3))
+    _add_parameter_gradients(layer, partials, grad)
     return dx
 
 
@@ -146,10 +148,7 @@ def conv2d_transpose_backward(layer, grad):
         return dW
 
     partials = map_parts(work, batch_chunks(n, W2.shape[1], h * w))
-    if layer.trainable:
-        _add_weight_gradient(layer, partials)
-        if "b" in layer.params:
-            layer.grads["b"] += grad.sum(axis=(0, 2, 3))
+    _add_parameter_gradients(layer, partials, grad)
     return dx
 
 
