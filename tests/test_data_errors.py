@@ -130,6 +130,7 @@ def test_unreadable_files_among_good_ones_are_skipped_and_named(tmp_path):
     assert ds.filenames == ["a.png", "d.png"] and ds.report["skipped"] == 2
     examples = " ".join(ds.report["skipped_examples"])
     assert "b.png (UnidentifiedImageError" in examples and "c.png (" in examples
+    assert "BytesIO" not in examples          # PIL's name for the in-memory buffer means nothing to a user
 
 
 @pytest.mark.parametrize("error", [MemoryError, TypeError])

@@ -514,7 +514,10 @@ def _decode_into(out, read, indices, names, image_size, crop, resample, workers,
             return preprocess_image(data, image_size, crop, resample), None
         except ImageFileError as e:
             cause = e.__cause__ or e
-            return None, f"{type(cause).__name__}: {cause}"
+            # PIL names the in-memory buffer it was given ("<_io.BytesIO object at 0x...>"), which
+            # says nothing to the user; the file's own name goes beside this text.
+            return None, f"{type(cause).__name__}: " + re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", "",
+                                                              str(cause))
 
     n = len(indices)
     pool = ThreadPoolExecutor(workers) if workers > 1 else None
