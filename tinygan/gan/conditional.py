@@ -21,7 +21,7 @@ from ..backend import Backend, get_backend
 from ..losses import binary_cross_entropy_with_logits
 from ..models.conditional import ConditionalDiscriminator, ConditionalGenerator
 from ..sequential import frozen
-from .stacked import StepStats
+from .stacked import G_LOSSES, StepStats, check_g_loss, generator_loss
 
 
 class ConditionalStackedGANTrainer:
@@ -32,7 +32,7 @@ class ConditionalStackedGANTrainer:
     ``fake_label_probs`` (K,): the probabilities of the random labels given to generated images.
     """
 
-    G_LOSSES = ("non_saturating", "saturating")
+    G_LOSSES = G_LOSSES
 
     def __init__(self, generator: ConditionalGenerator, discriminator: ConditionalDiscriminator,
                  g_optimizer, d_optimizer, backend: Backend | str = "numpy",
@@ -41,8 +41,7 @@ class ConditionalStackedGANTrainer:
         if generator.n_classes != discriminator.n_classes:
             raise ValueError(f"generator has {generator.n_classes} classes, discriminator "
                              f"{discriminator.n_classes}")
-        if g_loss not in self.G_LOSSES:
-            raise ValueError(f"g_loss must be one of {self.G_LOSSES}, got {g_loss!r}")
+        check_g_loss(g_loss)
         self.G, self.D = generator, discriminator
         self.g_opt, self.d_opt = g_optimizer, d_optimizer
         self.backend = get_backend(backend)
@@ -83,11 +82,7 @@ class ConditionalStackedGANTrainer:
             z, labels = self.sample_latent(n)
             fake = self.G.forward(z, labels, training=True)
             logits = self.D.forward(fake, labels, training=True)
-            if self.g_loss_kind == "non_saturating":
-                loss, grad = binary_cross_entropy_with_logits(logits, 1.0)      # -log D(G(z, y), y)
-            else:
-                loss, grad = binary_cross_entropy_with_logits(logits, 0.0)      # log(1 - D(G(z, y), y))
-                loss, grad = -loss, -grad
+            loss, grad = generator_loss(logits, self.g_loss_kind)
             self.G.zero_grad()
             self.G.backward(self.D.backward(grad))
             self.g_opt.step(self.G.trainable_parameters())

@@ -45,6 +45,25 @@ class StepStats:
         return {k: float(to_numpy(v)) for k, v in self.__dict__.items()}
 
 
+G_LOSSES = ("non_saturating", "saturating")
+
+
+def check_g_loss(kind: str) -> str:
+    """``kind`` if it names one of G's losses, else a ValueError listing them."""
+    if kind not in G_LOSSES:
+        raise ValueError(f"g_loss must be one of {G_LOSSES}, got {kind!r}")
+    return kind
+
+
+def generator_loss(logits, kind: str):
+    """G's loss on D's logits for its fakes, and the gradient w.r.t. the logits."""
+    if kind == "non_saturating":
+        return binary_cross_entropy_with_logits(logits, 1.0)                # -log D(G(z))
+    # log(1 - D(G(z))) = -BCE(logits, 0): minimising it maximises D's error directly
+    loss, grad = binary_cross_entropy_with_logits(logits, 0.0)
+    return -loss, -grad
+
+
 class StackedGANTrainer:
     """Trains ``generator`` (z -> image) and ``discriminator`` (image -> logit (N, 1)).
 
@@ -53,13 +72,12 @@ class StackedGANTrainer:
     communicator  the ranks of a data-parallel run (:mod:`tinygan.distributed`); None: one process.
     """
 
-    G_LOSSES = ("non_saturating", "saturating")
+    G_LOSSES = G_LOSSES
 
     def __init__(self, generator, discriminator, g_optimizer, d_optimizer, latent_dim: int = 100,
                  backend: Backend | str = "numpy", g_loss: str = "non_saturating",
                  real_label: float = 1.0, seed: int = 0, communicator=None):
-        if g_loss not in self.G_LOSSES:
-            raise ValueError(f"g_loss must be one of {self.G_LOSSES}, got {g_loss!r}")
+        check_g_loss(g_loss)
         self.G, self.D = generator, discriminator
         self.g_opt, self.d_opt = g_optimizer, d_optimizer
         self.latent_dim = int(latent_dim)
@@ -110,12 +128,7 @@ class StackedGANTrainer:
             self.G.zero_grad()
             fake = self.G.forward(self.sample_noise(n), training=True)
             logits = self.D.forward(fake, training=True)
-            if self.g_loss_kind == "non_saturating":
-                loss, grad = binary_cross_entropy_with_logits(logits, 1.0)      # -log D(G(z))
-            else:
-                # log(1 - D(G(z))) = -BCE(logits, 0): minimising it maximises D's error directly
-                loss, grad = binary_cross_entropy_with_logits(logits, 0.0)
-                loss, grad = -loss, -grad
+            loss, grad = generator_loss(logits, self.g_loss_kind)
             self.G.backward(self.D.backward(grad))
             params = self.G.trainable_parameters()
             self.comm.average_gradients(params)
