@@ -9,9 +9,10 @@ everything about speed:
   threads.py       worker threads for NumPy
   numpy_passes.py  fast NumPy passes of whole layers (Conv2D, Conv2DTranspose, BatchNorm, LeakyReLU)
                    and of the optimizers' updates
-  cupy_im2col.py   im2col / col2im for CuPy in one or two kernels, results stored channels first
-  cupy_passes.py   fast CuPy passes (convolutions, BatchNorm, activations; cupy.fuse kernels) and
-                   fused optimizer updates: fewer kernel launches
+  cupy_im2col.py   im2col / col2im for CuPy in one or two kernels, results stored channels first;
+                   im2col.py's primitives hand over to them, so the convolutions need no pass
+  cupy_passes.py   fast CuPy passes (BatchNorm, activations; cupy.fuse kernels) and fused
+                   optimizer updates: fewer kernel launches
 
 ``Sequential`` runs each layer through :func:`forward` / :func:`backward` below (and the
 optimizers their updates through :func:`update`): the fast pass

@@ -4,10 +4,12 @@ On a GPU every CuPy call is a kernel launch costing 5-15 us of host time, and a 
 made of small kernels, so the number of launches, not the arithmetic, sets the speed.  The
 passes here compute what the layers' plain code computes, with three changes:
 
-* Convolutions use tinygan/kernels/cupy_im2col.py: im2col as one strided copy out of a cached
-  zero-bordered buffer, col2im as one gather plus one fused sum (instead of kh*kw slice copies
-  or additions), and results stored channels first (``as_images``), so that the next
-  convolution's ``as_matrix`` is a view instead of a transposing copy.
+* Convolutions need no pass of their own: the layers' code calls the primitives of
+  tinygan/kernels/im2col.py, which on CuPy hand over to tinygan/kernels/cupy_im2col.py: im2col
+  as one strided copy out of a cached zero-bordered buffer, col2im as one gather plus one fused
+  sum (instead of kh*kw slice copies or additions), and results stored channels first
+  (``as_images``), so that the next convolution's ``as_matrix`` is a view instead of a
+  transposing copy.
 * Elementwise chains are ``cupy.fuse`` kernels: each activation is one kernel per pass,
   BatchNorm three per pass, an optimizer update one kernel for all parameters of one shape.
   Fused functions use only elementwise ufuncs and at most one reduction (what cupy.fuse
@@ -42,9 +44,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..backend import get_array_module
-from ..layers import BatchNorm, Conv2D, Conv2DTranspose, LeakyReLU, ReLU, Sigmoid, Tanh
+from ..layers import BatchNorm, LeakyReLU, ReLU, Sigmoid, Tanh
 from ..optimizers import SGD, Adam, Nadam
-from .cupy_im2col import as_images, as_matrix, col2im, im2col
 
 
 def _scalars(dtype, *values):
@@ -162,52 +163,6 @@ def _batchnorm_kernels(xp, axes: tuple, dtype):
 
 
 # == layers ===========================================================================================
-# -- Conv2D and Conv2DTranspose: the layers' code with tinygan.kernels.cupy_im2col's primitives ---------
-def conv2d_forward(layer, x, training=True):
-    ho, wo = layer._output_hw(x)
-    W2 = layer.params["W"].reshape(layer.out_channels, -1)              # (C_out, C_in*kh*kw)
-    cols = im2col(x, layer.kh, layer.kw, layer.stride, layer.padding)   # (C_in*kh*kw, N*Ho*Wo)
-    y = W2 @ cols                                                       # (C_out, N*Ho*Wo)
-    if "b" in layer.params:
-        y += layer.params["b"].reshape(-1, 1)
-    layer.saved = (cols, x.shape)
-    return as_images(y, x.shape[0], ho, wo)
-
-
-def conv2d_backward(layer, grad):
-    cols, x_shape = layer.saved_for_backward()
-    W2 = layer.params["W"].reshape(layer.out_channels, -1)
-    dY = as_matrix(grad)                                                # (C_out, N*Ho*Wo)
-    if layer.trainable:
-        layer.grads["W"] += (dY @ cols.T).reshape(layer.params["W"].shape)
-        if "b" in layer.params:
-            layer.grads["b"] += dY.sum(axis=1)
-    return col2im(W2.T @ dY, x_shape, layer.kh, layer.kw, layer.stride, layer.padding)
-
-
-def conv2d_transpose_forward(layer, x, training=True):
-    y_shape = layer._output_shape_of(x)
-    W2 = layer.params["W"].reshape(layer.in_channels, -1)               # (C_in, C_out*kh*kw)
-    X = as_matrix(x)                                                    # (C_in, N*H*W)
-    y = col2im(W2.T @ X, y_shape, layer.kh, layer.kw, layer.stride, layer.padding)
-    if "b" in layer.params:
-        y += layer.params["b"].reshape(1, -1, 1, 1)
-    layer.saved = (X, x.shape)
-    return y
-
-
-def conv2d_transpose_backward(layer, grad):
-    X, x_shape = layer.saved_for_backward()
-    W2 = layer.params["W"].reshape(layer.in_channels, -1)
-    dcols = im2col(grad, layer.kh, layer.kw, layer.stride, layer.padding)   # (C_out*kh*kw, N*H*W)
-    if layer.trainable:
-        layer.grads["W"] += (X @ dcols.T).reshape(layer.params["W"].shape)
-        if "b" in layer.params:
-            layer.grads["b"] += grad.sum(axis=(0, 2, 3))
-    n, _, h, w = x_shape
-    return as_images(W2 @ dcols, n, h, w)
-
-
 # -- BatchNorm: 3 kernels forward (one-pass sums, per-feature scalars, normalise), 2-3 backward -------
 def _feature_layout(x3, order):
     """For an (N, F, P) array seen in ``order``: the axes the statistics run over, and the shape
@@ -409,8 +364,6 @@ def sgd_update(optimizer, items, coeffs):
 UPDATES = {Adam: adam_update, Nadam: nadam_update, SGD: sgd_update}
 
 PASSES = {
-    Conv2D: (conv2d_forward, conv2d_backward),
-    Conv2DTranspose: (conv2d_transpose_forward, conv2d_transpose_backward),
     BatchNorm: (batchnorm_forward, batchnorm_backward),
     LeakyReLU: (leaky_relu_forward, leaky_relu_backward),
     ReLU: (relu_forward, relu_backward),

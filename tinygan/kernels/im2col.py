@@ -15,11 +15,24 @@ The product's result (C_out, N*Ho*Wo) has one row per output channel: ``matrix_t
 turns it into (N, C_out, Ho, Wo), and ``images_to_matrix`` is the way back.
 
 tinygan.kernels.reference has the same maps written as loops over windows; tinygan.kernels
-has faster NumPy versions, tested equal to these.
+has faster NumPy versions, tested equal to these.  On CuPy, while the fast kernels are on, each
+primitive hands over to its one- or two-kernel twin in tinygan.kernels.cupy_im2col (same matrices),
+so the layers' own code is also their fast CuPy pass.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..backend import get_array_module
+
+
+def _cupy_twins(a):
+    """tinygan.kernels.cupy_im2col for a device array while the fast kernels are on, else None."""
+    from . import active
+    if isinstance(a, np.ndarray) or active() != "fast":
+        return None
+    from . import cupy_im2col
+    return cupy_im2col
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad: int) -> int:
@@ -45,6 +58,8 @@ def _offset(u: int, v: int, stride: int, ho: int, wo: int):
 
 def im2col(x, kh: int, kw: int, stride: int, pad: int):
     """x (N, C, H, W) -> cols (C*kh*kw, N*Ho*Wo), one column per window."""
+    if twins := _cupy_twins(x):
+        return twins.im2col(x, kh, kw, stride, pad)
     xp = get_array_module(x)
     n, c, h, w = x.shape
     ho, wo = conv_output_size(h, kh, stride, pad), conv_output_size(w, kw, stride, pad)
@@ -59,6 +74,8 @@ def im2col(x, kh: int, kw: int, stride: int, pad: int):
 
 def col2im(cols, x_shape, kh: int, kw: int, stride: int, pad: int):
     """The adjoint of im2col: cols (C*kh*kw, N*Ho*Wo) -> (N, C, H, W), overlapping windows summed."""
+    if twins := _cupy_twins(cols):
+        return twins.col2im(cols, x_shape, kh, kw, stride, pad)
     xp = get_array_module(cols)
     n, c, h, w = x_shape
     ho, wo = conv_output_size(h, kh, stride, pad), conv_output_size(w, kw, stride, pad)
@@ -73,6 +90,8 @@ def col2im(cols, x_shape, kh: int, kw: int, stride: int, pad: int):
 
 def images_to_matrix(x):
     """(N, C, H, W) -> (C, N*H*W): one row per channel, columns ordered (n, i, j)."""
+    if twins := _cupy_twins(x):
+        return twins.as_matrix(x)
     xp = get_array_module(x)
     n, c, h, w = x.shape
     return xp.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(c, n * h * w)
@@ -80,5 +99,7 @@ def images_to_matrix(x):
 
 def matrix_to_images(m, n: int, h: int, w: int):
     """(C, N*H*W) -> (N, C, H, W), the inverse of images_to_matrix (a new contiguous array)."""
+    if twins := _cupy_twins(m):
+        return twins.as_images(m, n, h, w)
     xp = get_array_module(m)
     return xp.ascontiguousarray(m.reshape(m.shape[0], n, h, w).transpose(1, 0, 2, 3))
